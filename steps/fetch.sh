@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# fetch.sh: the source side, over HTTPS with curl.
+#
+# Usage: fetch.sh probe          does the URL answer? (no download)
+#        fetch.sh get OUT.zip    download to OUT.zip (written as OUT.zip.part, renamed when whole)
+# Inputs (environment):
+#   ARCHIVE_URL          required, https:// only (redirects are followed to https:// only)
+#   ARCHIVE_CA_FILE      PEM bundle to trust for this server instead of the system's (optional)
+#   ARCHIVE_TIMEOUT      seconds for one attempt (default 300)
+#   ARCHIVE_RETRIES      further attempts after a transient failure (default 2)
+#   ARCHIVE_RETRY_DELAY  seconds between attempts, doubled each time (default 10)
+# Output (stdout, key=value lines): status, size, last_modified, etag; with get also attempts and
+#   retried (the cause of the last failed attempt, when there was one).
+# Exit codes:
+#   0 OK                                       12 TLS certificate not trusted (unknown CA, wrong name)
+#   2 usage or missing input                   13 TLS handshake failed
+#   3 the URL is not https://                  14 the server answered an HTTP error (see status=)
+#   10 the host name does not resolve          15 timed out
+#   11 connection refused or host unreachable  16 the download was cut short
+#   17 cannot write OUT (disk full, permission) 127 curl is missing
+#   1 any other curl failure
+set -euo pipefail
+umask 077
+
+die() {
+  local code=$1
+  shift
+  printf 'fetch: %s\n' "$*" >&2
+  exit "$code"
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+need() {
+  local v
+  for v; do [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"; done
+}
+
+# cause CURL_RC HTTP_STATUS: prints "CODE TRANSIENT TEXT" for the step's own exit code.
+cause() {
+  case $1 in
+    0) if [[ $2 == 2?? ]]; then echo 0 no OK
+       elif [[ $2 == 408 || $2 == 429 || $2 == 5?? ]]; then echo 14 yes "HTTP $2"
+       else echo 14 no "HTTP $2"; fi ;;
+    6) echo 10 yes "cannot resolve the host name" ;;
+    7) echo 11 yes "connection refused or host unreachable" ;;
+    60 | 51) echo 12 no "the server's TLS certificate is not trusted (unknown CA or wrong host name)" ;;
+    35) echo 13 no "the TLS handshake failed" ;;
+    28) echo 15 yes "timed out after ${ARCHIVE_TIMEOUT:-300}s" ;;
+    18 | 52 | 56 | 92 | 16) echo 16 yes "the download was cut short (curl code $1)" ;;
+    23) echo 17 no "cannot write the downloaded file (disk full or permission denied)" ;;
+    *) echo 1 no "curl failed with code $1" ;;
+  esac
+}
+
+main() {
+  local verb=${1:-}
+  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
+  [[ $verb == probe || ($verb == get && -n ${2:-}) ]] || die 2 "usage: fetch.sh probe | get OUT.zip (-h for help)"
+  need ARCHIVE_URL
+  [[ $ARCHIVE_URL == https://* ]] || die 3 "the URL must start with https://"
+  command -v curl >/dev/null || die 127 "curl not found; install the curl package"
+
+  local opts=(--silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5
+    --max-time "${ARCHIVE_TIMEOUT:-300}"
+    --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nlast_modified=%header{last-modified}\netag=%header{etag}\n')
+  [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
+
+  local attempts=0 max=$((${ARCHIVE_RETRIES:-2} + 1)) delay=${ARCHIVE_RETRY_DELAY:-10} retried=""
+  local out rc status code transient text
+  while :; do
+    attempts=$((attempts + 1))
+    rc=0
+    if [[ $verb == probe ]]; then
+      out=$(curl "${opts[@]}" --head --output /dev/null -- "$ARCHIVE_URL") || rc=$?
+      # Some servers refuse HEAD; ask for one byte instead.
+      if [[ $rc == 0 && $out =~ status=(405|501) ]]; then
+        out=$(curl "${opts[@]}" --range 0-0 --output /dev/null -- "$ARCHIVE_URL") || rc=$?
+      fi
+    else
+      out=$(curl "${opts[@]}" --output "$2.part" -- "$ARCHIVE_URL") || rc=$?
+    fi
+    status=$(sed -n 's/^status=//p' <<<"${out:-}")
+    if [[ $verb == get && $rc == 0 && $status == 2?? ]] &&
+      ! grep -qx "length=\(\|$(sed -n 's/^size=//p' <<<"$out")\)" <<<"$out"; then
+      rc=18 # fewer bytes than Content-Length announced
+    fi
+    read -r code transient text < <(cause "$rc" "${status:-000}")
+    [[ $code == 0 || $transient == no || $attempts -ge $max || $verb == probe ]] && break
+    printf 'fetch: attempt %d failed (%s), retrying in %ss\n' "$attempts" "$text" "$delay" >&2
+    retried=$text
+    sleep "$delay"
+    delay=$((delay * 2))
+  done
+
+  if [[ $verb == probe ]]; then
+    sed -e '/^size=/d' -e 's/^length=/size=/' <<<"$out"
+  else
+    grep -v '^length=' <<<"$out"
+  fi
+  printf 'attempts=%s\n' "$attempts"
+  [[ -n $retried ]] && printf 'retried=%s\n' "$retried"
+  if [[ $code != 0 ]]; then
+    [[ $verb == get ]] && rm -f -- "$2.part"
+    die "$code" "$text: $ARCHIVE_URL"
+  fi
+  if [[ $verb == get ]]; then
+    mv -f -- "$2.part" "$2"
+  fi
+}
+
+main "$@"
