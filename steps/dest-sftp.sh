@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # dest-sftp.sh: the archive server over SSH (rsync to upload, remote sh for the rest).
 #
-# Usage: dest-sftp.sh check                  log in; the folder exists and is writable
+# Usage: dest-sftp.sh check                  log in; the folder exists (writing is put's test)
 #        dest-sftp.sh put LOCAL NAME         upload LOCAL as NAME (a temporary name)
 #        dest-sftp.sh rename NAME FINAL      rename NAME to FINAL, replacing FINAL atomically
-#        dest-sftp.sh verify NAME SHA256     the remote NAME has that sha256 (prints size, sha256)
+#        dest-sftp.sh verify NAME SHA256 [SIZE]  the remote NAME has that sha256 and size (prints them)
 #        dest-sftp.sh list                   one "NAME<TAB>SIZE" line per file in the folder
 #        dest-sftp.sh delete NAME            remove NAME
 #        dest-sftp.sh get NAME LOCAL         download NAME to LOCAL
@@ -118,7 +118,7 @@ CFG
   local rc=0
   case $verb in
     check)
-      remote '[ -w . ] || exit 24; command -v sha256sum >/dev/null && command -v rsync >/dev/null || exit 1' || rc=$?
+      remote 'command -v sha256sum >/dev/null && command -v rsync >/dev/null || exit 1' || rc=$?
       [[ $rc == 1 ]] && die 1 "the server lacks rsync or sha256sum"
       [[ $rc == 0 ]] || fail "$rc" "$err" "connection"
       ;;
@@ -139,11 +139,14 @@ CFG
       remote "[ -f $(q "$2") ] || exit 29; mv -f -- $(q "$2") $(q "$3") || exit 24" || fail "$?" "$err" "rename"
       ;;
     verify)
-      [[ $# == 3 ]] || die 2 "usage: verify NAME SHA256"
-      local out
-      out=$(remote "[ -f $(q "$2") ] || exit 29; sha256sum -- $(q "$2") | cut -d' ' -f1; wc -c <$(q "$2")") || fail "$?" "$err" "verify"
-      printf 'sha256=%s\nsize=%s\n' "$(sed -n 1p <<<"$out")" "$(sed -n 2p <<<"$out" | tr -d ' ')"
-      [[ $(sed -n 1p <<<"$out") == "$3" ]] || die 27 "the remote $2 has sha256 $(sed -n 1p <<<"$out"), not $3"
+      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+      local out sum size
+      out=$(remote "[ -f $(q "$2") ] || exit 29; wc -c <$(q "$2"); sha256sum -- $(q "$2")") || fail "$?" "$err" "verify"
+      size=$(sed -n 1p <<<"$out" | tr -d ' ')
+      sum=$(sed -n 2p <<<"$out" | cut -d' ' -f1)
+      printf 'sha256=%s\nsize=%s\n' "$sum" "$size"
+      [[ -z ${4:-} || $size == "$4" ]] || die 27 "the remote $2 is $size bytes, not $4"
+      [[ $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
       ;;
     list)
       remote "find . -mindepth 1 -maxdepth 1 -type f -printf '%f\t%s\n'" || fail "$?" "$err" "list"

@@ -1,0 +1,337 @@
+// Command archive fetches a database dump published as a zip over HTTPS, checks it, packs it as
+// a dated .tgz, pushes it to an archive server, prunes old archives and logs every check.
+//
+// Go reads the conf, decides and logs; the step scripts in steps/ do the work with curl, unzip,
+// tar, rsync/ssh and the rest. See docs/technical-memo.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var version = "dev"
+
+// Exit codes; the README and the technical memo carry the same table.
+const (
+	exitOK         = 0
+	exitFailure    = 1 // a failure outside the seven checks (state, lock file, signal...)
+	exitUsage      = 2 // bad command line or conf
+	exitWarning    = 3 // unchanged dump skipped, or archived but prune had a problem
+	exitLocked     = 4 // another run holds the lock
+	exitURL        = 10
+	exitDownload   = 11
+	exitZipContent = 12
+	exitChanged    = 13
+	exitArchive    = 14
+	exitConnection = 15
+	exitTransfer   = 16
+)
+
+const usage = `usage: archive [-c FILE] [--date YYYY-MM-DD] [run]
+       archive --version
+
+Fetches the dump zip over HTTPS, checks it, packs it as a dated .tgz, uploads it to the archive
+server, prunes old archives and logs every check (see [log] file).
+
+  -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
+  --date DAY     run as of that day: archive name and retention ages (default today)
+  --version      print the version
+
+Cron, every night at 02:30 (output goes to the log; cron mails only if archive cannot start):
+  30 2 * * *  archive  /usr/local/bin/archive -c /etc/archive/archive.conf >/dev/null
+
+Exit codes: 0 success, 1 failure outside the checks, 2 usage or conf error, 3 warning,
+4 another run is active, 10-16 failure at check url, download, zip-content, changed, archive,
+connection, transfer.
+`
+
+func main() {
+	os.Exit(cli(os.Args[1:]))
+}
+
+func cli(args []string) int {
+	fs := flag.NewFlagSet("archive", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	confPath := fs.String("c", "", "conf file")
+	date := fs.String("date", "", "run as of this day (YYYY-MM-DD)")
+	showVersion := fs.Bool("version", false, "print the version")
+	// Flags may stand before or after the command word.
+	if err := fs.Parse(args); err != nil {
+		return exitUsageOrHelp(err)
+	}
+	cmd := "run"
+	if fs.NArg() > 0 {
+		cmd = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitUsageOrHelp(err)
+		}
+	}
+	if *showVersion {
+		fmt.Println("archive", version)
+		return exitOK
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "archive: unexpected argument %q\n%s", fs.Arg(0), usage)
+		return exitUsage
+	}
+	now := time.Now()
+	if *date != "" {
+		d, err := time.ParseInLocation("2006-01-02", *date, time.Local)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "archive: --date wants YYYY-MM-DD, got %q\n", *date)
+			return exitUsage
+		}
+		now = time.Date(d.Year(), d.Month(), d.Day(), now.Hour(), now.Minute(), now.Second(), 0, time.Local)
+	}
+	switch cmd {
+	case "run":
+		return nightly(findConf(*confPath), now)
+	default:
+		fmt.Fprintf(os.Stderr, "archive: unknown command %q\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func exitUsageOrHelp(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// nightly is the whole run, in the order it happens at 2 a.m. It returns the exit code.
+func nightly(confPath string, now time.Time) int {
+	start := time.Now()
+	conf, confErr := loadConf(confPath)
+	log := openLog(conf)
+	defer log.close()
+	log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", now.Format("2006-01-02"))})
+	if confErr != nil {
+		for _, e := range flatten(confErr) {
+			log.failed("conf", kv("cause", e), kv("hint", "fix the conf; archive.conf documents every key with its default"))
+		}
+		return log.result(exitUsage, start)
+	}
+	for _, w := range conf.Warnings {
+		log.warning("conf", kv("cause", w))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+
+	lock, err := takeLock(conf.StateDir)
+	if err != nil {
+		log.failed("lock", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
+		if errors.Is(err, errLocked) {
+			return log.result(exitLocked, start)
+		}
+		return log.result(exitFailure, start)
+	}
+	defer lock.release()
+
+	work, err := newWorkDir(conf.WorkDir, log.runID, log)
+	if err != nil {
+		log.failed("archive", kv("cause", err.Error()), kv("key", "[archive] work_dir"), kv("hint", "create work_dir and make it writable by the user running archive"))
+		return log.result(exitArchive, start)
+	}
+	defer work.remove(log)
+
+	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: work.dir}, work: work.dir, now: now}
+	code := r.checks(ctx)
+	if ctx.Err() != nil && code != exitOK {
+		log.failed("run", kv("cause", "interrupted by a signal (SIGTERM, SIGINT or SIGHUP)"), kv("hint", "the next run starts over; nothing was recorded as archived"))
+	}
+	return log.result(code, start)
+}
+
+// run carries what the checks share.
+type run struct {
+	conf  *Conf
+	log   *logger
+	steps *runner
+	work  string
+	now   time.Time
+}
+
+// checks runs the seven checks in order, then state and prune, and returns the exit code.
+func (r *run) checks(ctx context.Context) int {
+	c := r.conf
+	src := []string{"ARCHIVE_URL=" + c.URL, "ARCHIVE_TIMEOUT=" + secs(c.Timeout),
+		"ARCHIVE_RETRIES=" + fmt.Sprint(c.Retries), "ARCHIVE_RETRY_DELAY=" + secs(c.RetryDelay)}
+	if c.SourceCA != "" {
+		src = append(src, "ARCHIVE_CA_FILE="+c.SourceCA)
+	}
+
+	// 1. url: the source answers.
+	probe := step{check: "url", script: "fetch.sh", args: []string{"probe"}, env: src,
+		timeout: c.Timeout + 30*time.Second, causes: fetchCauses}
+	res, fail := r.do(ctx, probe, exitURL)
+	if fail != nil {
+		return r.fail(fail)
+	}
+	r.log.ok("url", kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]), kv("url", c.URL))
+
+	// 2. download: the zip arrived whole.
+	zip := filepath.Join(r.work, "source.zip")
+	maxWait := time.Duration(c.Retries+1)*(c.Timeout+5*time.Second) + c.RetryDelay*(1<<min(c.Retries, 10))
+	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: src, timeout: maxWait, causes: fetchCauses}
+	res, fail = r.do(ctx, get, exitDownload)
+	if fail != nil {
+		return r.fail(fail)
+	}
+	facts := []fact{kv("size", res.facts["size"]), kv("attempts", res.facts["attempts"])}
+	if res.facts["retried"] != "" {
+		facts = append(facts, kv("retried_after", res.facts["retried"]))
+	}
+	r.log.ok("download", append(facts, kv("duration", res.facts["duration"]))...)
+
+	// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one pass.
+	sql := filepath.Join(r.work, c.ExpectedFile)
+	unpack := step{check: "zip-content", script: "unpack.sh", args: []string{zip, sql}, timeout: c.PackTimeout, causes: unpackCauses,
+		env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
+	res, fail = r.do(ctx, unpack, exitZipContent)
+	if fail != nil {
+		return r.fail(fail)
+	}
+	os.Remove(zip) // the work folder never holds more than it needs
+	sum := res.facts["sha256"]
+	r.log.ok("zip-content", kv("file", c.ExpectedFile), kv("size", res.facts["size"]), kv("sha256", sum))
+
+	// 4. changed: the dump differs from the last one archived.
+	prev, err := readState(c.StateDir)
+	if err != nil {
+		return r.fail(&failure{check: "changed", exit: exitChanged, cause: err.Error(), key: "[archive] state_dir",
+			hint: "fix or remove the state file; removing it makes the next run archive the dump as new"})
+	}
+	name := archiveName(c.NameFormat, r.now)
+	if prev.SHA256 == sum {
+		same := []fact{kv("sha256", short(sum)), kv("last_archived", prev.Name), kv("on", prev.Date)}
+		switch c.OnUnchanged {
+		case "fail":
+			return r.fail(&failure{check: "changed", exit: exitChanged, cause: "the dump is the same as the one archived on " + prev.Date,
+				key: "[archive] on_unchanged", hint: "the export on the source server may have stopped; check it"})
+		case "skip":
+			r.log.warning("changed", append([]fact{kv("cause", "the dump is the same as the last one archived; nothing to do")}, same...)...)
+			for _, id := range []string{"archive", "connection", "transfer"} {
+				r.log.skipped(id, kv("reason", "unchanged dump (on_unchanged = skip)"))
+			}
+			return exitWarning
+		}
+		r.log.ok("changed", append([]fact{kv("unchanged", "yes"), kv("action", "archived anyway (on_unchanged = archive)")}, same...)...)
+	} else {
+		r.log.ok("changed", kv("sha256", short(sum)), kv("previous", short(prev.SHA256)), kv("last_archived", prev.Name))
+	}
+
+	// 5. archive: NAME.tgz made and proven to be a valid gzip tar.
+	tgz := filepath.Join(r.work, name)
+	pack := step{check: "archive", script: "pack.sh", args: []string{sql, tgz}, timeout: c.PackTimeout, causes: packCauses,
+		env: []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + fmt.Sprint(c.CompressionLevel)}}
+	res, fail = r.do(ctx, pack, exitArchive)
+	if fail != nil {
+		return r.fail(fail)
+	}
+	os.Remove(sql)
+	tgzSum, tgzSize := res.facts["sha256"], res.facts["size"]
+	r.log.ok("archive", kv("name", name), kv("size", tgzSize), kv("sha256", tgzSum), kv("compressor", res.facts["compressor"]))
+
+	// 6. connection: the server answers and the login works.
+	dest := r.dest()
+	if _, fail = r.do(ctx, dest.call("connection", exitConnection, c.DestTimeout, "check"), exitConnection); fail != nil {
+		return r.fail(fail)
+	}
+	r.log.ok("connection", kv("server", dest.where()))
+
+	// 7. transfer: temporary name, verified, renamed; never a partial file under the final name.
+	if fail = r.transfer(ctx, dest, tgz, name, tgzSum, tgzSize); fail != nil {
+		return r.fail(fail)
+	}
+
+	// Only now does the state move on: a failed upload is retried by the next run.
+	if err := writeState(c.StateDir, state{SHA256: sum, Date: r.now.Format("2006-01-02"), Name: name, ArchiveSHA256: tgzSum}); err != nil {
+		return r.fail(&failure{check: "state", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir",
+			hint: "the archive is on the server, but the next run will archive the same dump again; fix state_dir"})
+	}
+
+	if !r.prune(ctx, dest, name) {
+		return exitWarning
+	}
+	return exitOK
+}
+
+// do runs a step and, when it fails, explains why.
+func (r *run) do(ctx context.Context, s step, exit int) (stepResult, *failure) {
+	t := time.Now()
+	res := r.steps.run(ctx, s)
+	res.facts["duration"] = time.Since(t).Round(time.Millisecond).String()
+	if res.code == 0 && res.err == nil {
+		return res, nil
+	}
+	return res, r.steps.explain(s, res, exit)
+}
+
+// fail logs a failed check and the checks it prevented, and gives the exit code.
+func (r *run) fail(f *failure) int {
+	r.log.failed(f.check, kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint), kv("rerun", f.rerun))
+	seen := false
+	for _, id := range checkIDs {
+		if seen {
+			r.log.skipped(id, kv("reason", "an earlier check failed"))
+		}
+		seen = seen || id == f.check
+	}
+	return f.exit
+}
+
+var checkIDs = []string{"url", "download", "zip-content", "changed", "archive", "connection", "transfer"}
+
+func secs(d time.Duration) string { return fmt.Sprint(int(d / time.Second)) }
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+// flatten lists the conf errors one per line.
+func flatten(err error) []string {
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+		if l != "" && !strings.HasSuffix(l, "errors occurred:") && !strings.HasSuffix(l, "error occurred:") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// stepsDir finds the step scripts: ARCHIVE_STEPS_DIR, then beside the binary, then the
+// installed library folder.
+func stepsDir() string {
+	if d := os.Getenv("ARCHIVE_STEPS_DIR"); d != "" {
+		return d
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, _ = filepath.EvalSymlinks(exe)
+		dir := filepath.Dir(exe)
+		for _, d := range []string{filepath.Join(dir, "steps"), filepath.Join(dir, "..", "lib", "archive", "steps")} {
+			if _, err := os.Stat(filepath.Join(d, "fetch.sh")); err == nil {
+				return d
+			}
+		}
+	}
+	return libStepsDir
+}
+
+// libStepsDir is where make install puts the steps; -ldflags can change it.
+var libStepsDir = "/usr/local/lib/archive/steps"

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The log is one line per event, fields in a fixed order:
+//
+//	TIME RUNID STATUS check=ID key=value...
+//
+// so that `grep FAILED` finds every failure and the last line of a run states its outcome.
+
+type fact struct{ k, v string }
+
+func kv(k string, v any) fact { return fact{k, fmt.Sprint(v)} }
+
+type logger struct {
+	runID string
+	out   []io.Writer
+	file  *os.File
+	lines []string // this run's lines, for the mail and last-run.json
+}
+
+// openLog appends to [log] file; until the conf is read, and when the file cannot be opened, the
+// lines still reach stderr, so a broken setup is never silent.
+func openLog(conf *Conf) *logger {
+	b := make([]byte, 4)
+	rand.Read(b)
+	l := &logger{runID: hex.EncodeToString(b), out: []io.Writer{os.Stdout}}
+	if conf == nil || conf.LogFile == "" {
+		l.out = []io.Writer{os.Stderr}
+		return l
+	}
+	os.MkdirAll(filepath.Dir(conf.LogFile), 0o750)
+	f, err := os.OpenFile(conf.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		l.out = []io.Writer{os.Stderr}
+		l.failed("log", kv("cause", fmt.Sprintf("cannot open log file %q: %v", conf.LogFile, plainErr(err))), kv("key", "[log] file"))
+		return l
+	}
+	l.file = f
+	l.out = append(l.out, f)
+	return l
+}
+
+func (l *logger) close() {
+	if l.file != nil {
+		l.file.Close()
+	}
+}
+
+func (l *logger) write(status, check string, facts []fact) {
+	var b strings.Builder
+	b.WriteString(time.Now().Format("2006-01-02T15:04:05-07:00"))
+	b.WriteString(" run=" + l.runID + " " + status)
+	if check != "" {
+		b.WriteString(" check=" + check)
+	}
+	for _, f := range facts {
+		if f.v == "" {
+			continue
+		}
+		b.WriteString(" " + f.k + "=" + quoteValue(f.v))
+	}
+	line := b.String()
+	l.lines = append(l.lines, line)
+	for _, w := range l.out {
+		fmt.Fprintln(w, line)
+	}
+}
+
+func (l *logger) info(check string, facts ...fact)    { l.write("INFO", check, facts) }
+func (l *logger) ok(check string, facts ...fact)      { l.write("OK", check, facts) }
+func (l *logger) failed(check string, facts ...fact)  { l.write("FAILED", check, facts) }
+func (l *logger) warning(check string, facts ...fact) { l.write("WARNING", check, facts) }
+func (l *logger) skipped(check string, facts ...fact) { l.write("SKIPPED", check, facts) }
+
+// result writes the last line of the run and passes the exit code through.
+func (l *logger) result(code int, start time.Time) int {
+	outcome := "FAILURE"
+	switch code {
+	case exitOK:
+		outcome = "SUCCESS"
+	case exitWarning:
+		outcome = "WARNING"
+	}
+	l.write("RESULT "+outcome, "", []fact{kv("exit", code), kv("duration", time.Since(start).Round(time.Millisecond))})
+	return code
+}
+
+// quoteValue leaves simple values bare and quotes the rest, so a line splits on spaces.
+func quoteValue(v string) string {
+	if strings.ContainsAny(v, " \t\"=\\") || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 }) {
+		return strconv.Quote(v)
+	}
+	return v
+}

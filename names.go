@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// An archive's name carries its date, so retention needs nothing but a listing of the server:
+// no local index that could drift from what is really there.
+
+const archiveExt = ".tgz"
+
+var nameFormatChars = regexp.MustCompile(`^[A-Za-z0-9._%-]+$`)
+
+// checkNameFormat accepts formats that turn into a file name and back into a date without
+// ambiguity: %Y, %m and %d exactly once each, and plain file-name characters around them.
+func checkNameFormat(format string) error {
+	if !nameFormatChars.MatchString(format) {
+		return fmt.Errorf("may only hold letters, digits, '.', '_', '-' and %%Y %%m %%d (got %q)", format)
+	}
+	counts := map[string]int{}
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			continue
+		}
+		if i+1 == len(format) {
+			return fmt.Errorf("ends with a lone %% (got %q)", format)
+		}
+		tok := format[i : i+2]
+		switch tok {
+		case "%Y", "%m", "%d":
+			counts[tok]++
+		default:
+			return fmt.Errorf("knows only %%Y (year), %%m (month) and %%d (day), not %s (got %q)", tok, format)
+		}
+		i++
+	}
+	for _, tok := range []string{"%Y", "%m", "%d"} {
+		if counts[tok] != 1 {
+			return fmt.Errorf("must hold %%Y, %%m and %%d once each, so that a name gives back its date (got %q)", format)
+		}
+	}
+	return nil
+}
+
+// archiveName is the file name of the archive for day d: the customer's AAAADDMM is "%Y%d%m".
+func archiveName(format string, d time.Time) string {
+	r := strings.NewReplacer("%Y", d.Format("2006"), "%m", d.Format("01"), "%d", d.Format("02"))
+	return r.Replace(format) + archiveExt
+}
+
+// parseArchiveName returns the day a name was made for, or false for any name the format did not
+// make: such files are never touched.
+func parseArchiveName(format, name string) (time.Time, bool) {
+	if !strings.HasSuffix(name, archiveExt) {
+		return time.Time{}, false
+	}
+	layout := strings.NewReplacer("%Y", "2006", "%m", "01", "%d", "02").Replace(format)
+	base := strings.TrimSuffix(name, archiveExt)
+	d, err := time.Parse(layout, base)
+	// time.Parse takes "2026" for "2006" but also tolerates odd widths in some layouts; the round
+	// trip makes sure the name is exactly what the format writes.
+	if err != nil || archiveName(format, d) != name {
+		return time.Time{}, false
+	}
+	return d, true
+}
+
+// remoteFile is one line of a destination's listing.
+type remoteFile struct {
+	Name string
+	Size int64
+}
+
+// pruneItem is one archive and what retention decided for it, with the reason in words.
+type pruneItem struct {
+	remoteFile
+	Date   time.Time
+	Age    int // days before today
+	Delete bool
+	Reason string
+}
+
+// retention holds the [retention] settings.
+type retention struct {
+	History  bool
+	KeepDays int
+	KeepMin  int
+}
+
+// planPrune decides, for every file on the server whose name the format made, whether it goes.
+// The newest keep_min archives and the one just uploaded always stay; with history off only the
+// newest stays. Names that do not parse come back in ignored, untouched.
+func planPrune(files []remoteFile, format string, today time.Time, r retention, keep string) (items []pruneItem, ignored []string) {
+	today = day(today)
+	for _, f := range files {
+		d, ok := parseArchiveName(format, f.Name)
+		if !ok {
+			ignored = append(ignored, f.Name)
+			continue
+		}
+		items = append(items, pruneItem{remoteFile: f, Date: d, Age: int(today.Sub(d).Hours() / 24)})
+	}
+	sort.Slice(items, func(i, j int) bool {
+		if !items[i].Date.Equal(items[j].Date) {
+			return items[i].Date.After(items[j].Date)
+		}
+		return items[i].Name > items[j].Name
+	})
+	keepMin := r.KeepMin
+	if !r.History {
+		keepMin = 1
+	}
+	for i := range items {
+		it := &items[i]
+		switch {
+		case it.Name == keep:
+			it.Reason = "the archive of this run"
+		case i < keepMin:
+			it.Reason = fmt.Sprintf("among the %d newest (keep_min)", keepMin)
+			if !r.History {
+				it.Reason = "the newest (history = no)"
+			}
+		case !r.History:
+			it.Delete, it.Reason = true, "history = no keeps only the newest"
+		case it.Age > r.KeepDays:
+			it.Delete, it.Reason = true, fmt.Sprintf("%d days old, past keep_days = %d", it.Age, r.KeepDays)
+		default:
+			it.Reason = fmt.Sprintf("%d days old, within keep_days = %d", it.Age, r.KeepDays)
+		}
+	}
+	return items, ignored
+}
+
+// day is midnight UTC of t's calendar day, so that ages are whole days whatever the time zone.
+func day(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}

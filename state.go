@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// The state file records the last dump that reached the archive server. It moves on only after a
+// verified transfer, so a failed night is retried instead of being taken for "unchanged".
+const stateFile = ".prevChecksum"
+
+type state struct {
+	SHA256        string // of the SQL dump
+	Date          string // the run's day, YYYY-MM-DD
+	Name          string // the archive's name
+	ArchiveSHA256 string // of the .tgz as uploaded
+}
+
+var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// readState returns the zero state on a first run (no file). A file that exists but cannot be
+// read or understood is an error: guessing "changed" could hide a broken state dir forever.
+func readState(dir string) (state, error) {
+	path := filepath.Join(dir, stateFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return state{}, nil
+	}
+	if err != nil {
+		return state{}, fmt.Errorf("cannot read state file %q: %v", path, plainErr(err))
+	}
+	var s state
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch k {
+		case "sha256":
+			s.SHA256 = v
+		case "date":
+			s.Date = v
+		case "name":
+			s.Name = v
+		case "archive_sha256":
+			s.ArchiveSHA256 = v
+		}
+	}
+	if !hexSum.MatchString(s.SHA256) {
+		return state{}, fmt.Errorf("state file %q is corrupt: no valid sha256= line", path)
+	}
+	return s, nil
+}
+
+// writeState replaces the state file atomically: write, fsync, rename, fsync the folder.
+func writeState(dir string, s state) error {
+	path := filepath.Join(dir, stateFile)
+	tmp := path + ".tmp"
+	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\n", s.SHA256, s.Date, s.Name, s.ArchiveSHA256)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot write state file %q: %v", tmp, plainErr(err))
+	}
+	_, err = f.WriteString(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write state file %q: %v", path, plainErr(err))
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+var errLocked = errors.New("another archive run is active")
+
+// lockFile is an flock on state_dir/archive.lock. The kernel drops it when the process dies, so
+// a run killed with -9 never blocks the next one.
+type lockFile struct{ f *os.File }
+
+func takeLock(dir string) (*lockFile, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create state_dir %q: %v", dir, plainErr(err))
+	}
+	path := filepath.Join(dir, "archive.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open lock file %q: %v", path, plainErr(err))
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (pid %s holds %q); this run leaves it alone", errLocked, strings.TrimSpace(string(holder)), path)
+		}
+		return nil, fmt.Errorf("cannot lock %q: %v", path, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return &lockFile{f}, nil
+}
+
+func (l *lockFile) release() {
+	l.f.Truncate(0)
+	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+}
+
+// workDir is the run's own folder under work_dir, removed whatever happens.
+type workDir struct{ dir string }
+
+const workPrefix = "run-"
+
+// newWorkDir removes what a killed run left (we hold the lock, so no run is using it) and makes
+// this run's folder, private to the user.
+func newWorkDir(base, runID string, log *logger) (*workDir, error) {
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create work_dir %q: %v", base, plainErr(err))
+	}
+	old, _ := filepath.Glob(filepath.Join(base, workPrefix+"*"))
+	for _, d := range old {
+		if err := os.RemoveAll(d); err != nil {
+			log.warning("cleanup", kv("cause", fmt.Sprintf("cannot remove leftover %q: %v", d, plainErr(err))))
+		} else {
+			log.info("cleanup", kv("removed", d), kv("reason", "left by an interrupted run"))
+		}
+	}
+	dir := filepath.Join(base, workPrefix+runID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create a folder in work_dir %q: %v", base, plainErr(err))
+	}
+	probe := filepath.Join(dir, ".probe")
+	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("cannot write in work_dir %q: %v", base, plainErr(err))
+	}
+	os.Remove(probe)
+	return &workDir{dir}, nil
+}
+
+func (w *workDir) remove(log *logger) {
+	if err := os.RemoveAll(w.dir); err != nil {
+		log.warning("cleanup", kv("cause", fmt.Sprintf("cannot remove %q: %v", w.dir, plainErr(err))))
+	}
+}

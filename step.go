@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// cause is what a step's exit code means, in words a technician acts on: the conf key to look
+// at and what to check. Text may name a fact the step printed, as {status}.
+type cause struct {
+	text, key, hint string
+}
+
+// Exit codes of the step scripts, one table per script; each script's header lists the same.
+var fetchCauses = map[int]cause{
+	3:  {"the URL is not https://", "[source] url", "use the https:// address of the dump"},
+	10: {"the source host name does not resolve (DNS)", "[source] url", "check the host name in the URL and this machine's DNS (/etc/resolv.conf)"},
+	11: {"cannot connect to the source server (refused or unreachable)", "[source] url", "check the host and port in the URL, that the web server runs, and any firewall"},
+	12: {"the source's TLS certificate is not trusted (unknown CA or wrong host name)", "[source] ca_file", "for a private CA, set ca_file to its PEM file; check the URL's host name matches the certificate"},
+	13: {"the TLS handshake with the source failed", "[source] url", "check the server's TLS setup (protocol versions, ciphers)"},
+	14: {"the source answered HTTP {status}", "[source] url", "404: the file is not at that address; 401/403: access refused; 5xx: the web server has a problem"},
+	15: {"the source did not answer in time", "[source] timeout", "check the network, or raise timeout for a slow server"},
+	16: {"the download was cut short", "[source] url", "the connection broke; it was retried [source] retries times"},
+	17: {"cannot write the zip in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir or fix its permissions"},
+}
+
+var unpackCauses = map[int]cause{
+	20: {"the downloaded file is not a zip", "[source] url", "open the URL in a browser: the server may send an error page instead of the dump"},
+	21: {"the zip is corrupt or truncated", "[source] url", "download it by hand and test it with unzip -t; the export on the server may have failed"},
+	22: {"the zip does not hold the expected file", "[source] expected_file", "list the zip with unzip -l: the member must be at its root, with exactly this name"},
+	23: {"the zip holds the expected name more than once", "[source] expected_file", "the export on the server is ambiguous; fix it there"},
+	24: {"the dump expands past max_size (zip bomb guard)", "[source] max_size", "raise max_size if the dump really grew that much"},
+	25: {"the dump is smaller than min_size: it looks empty or truncated", "[source] min_size", "check the export on the server; lower min_size only if such a small dump is normal"},
+	26: {"cannot write the dump in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir (it needs about three times the zip's size) or fix its permissions"},
+}
+
+var packCauses = map[int]cause{
+	20: {"tar or the compressor failed", "[archive] compressor", "run the step by hand to see the tool's message"},
+	21: {"cannot write the archive in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir or fix its permissions"},
+	22: {"the archive written is not a valid gzip tar", "[archive] work_dir", "check the disk holding work_dir for errors"},
+}
+
+// destCauses is shared by every dest-*.sh: a protocol is one script answering the same verbs with
+// the same codes.
+var destCauses = map[int]cause{
+	20: {"cannot reach the archive server (refused or unreachable)", "[destination] host", "check host and port, that the server runs, and any firewall"},
+	21: {"the archive server is not trusted (host key unknown or changed, or TLS certificate not trusted)", "[destination] known_hosts", "if the server was reinstalled, verify its new key with its administrator, then update known_hosts"},
+	22: {"the archive server refused the login", "[destination] user", "check user and the key or password file; the key must be in the server's authorized_keys"},
+	23: {"the folder does not exist on the archive server", "[destination] path", "create the folder on the server or fix path"},
+	24: {"permission denied on the archive server", "[destination] path", "the user must be allowed to write, rename and delete in path"},
+	25: {"the archive server has no space left", "[destination] path", "free space on the server or shorten [retention] keep_days"},
+	26: {"the transfer was interrupted (connection lost)", "[destination] host", "check the network and the server; the next run retries"},
+	27: {"the copy on the archive server differs from the local archive", "[destination] path", "check the server's disk; the next run retries"},
+	28: {"the archive server did not answer in time", "[destination] timeout", "check the network, or raise timeout / transfer_timeout"},
+	29: {"the file is not on the archive server", "[destination] path", "someone may have removed it"},
+}
+
+// Causes every script shares.
+var commonCauses = map[int]cause{
+	2:   {"the step was called wrongly (a bug in archive)", "", "report it with the log lines"},
+	127: {"a required tool is missing", "", "install the package named in the message (see the user guide's requirements)"},
+}
+
+// step is one call of a step script.
+type step struct {
+	check   string // the check it serves, as logged
+	script  string // file name in the steps folder
+	args    []string
+	env     []string // ARCHIVE_*=value; never a secret, only paths to secret files
+	timeout time.Duration
+	causes  map[int]cause
+}
+
+// stepResult is what came back: the exit code, the key=value facts printed on stdout, the raw
+// stdout, and the last lines of stderr (the script's own cause last, the tool's words before).
+type stepResult struct {
+	code  int
+	facts map[string]string
+	out   string
+	tail  []string
+	err   error // could not start, timed out or interrupted: code is then -1
+}
+
+// failure is a failed check, ready to be logged and mailed.
+type failure struct {
+	check  string
+	exit   int
+	cause  string
+	detail string // the step's and the tool's own last words
+	key    string
+	hint   string
+	rerun  string
+}
+
+// runner runs step scripts with a clean environment and bounded output.
+type runner struct {
+	stepsDir string
+	tmpDir   string
+}
+
+const maxStdout = 4 << 20
+
+func (r *runner) run(ctx context.Context, s step) stepResult {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(r.stepsDir, s.script), s.args...)
+	cmd.Env = append(baseEnv(r.tmpDir), s.env...)
+	cmd.Dir = r.tmpDir
+	// Its own process group, so that a timeout or a signal stops curl, ssh and the rest too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout limitedBuffer
+	var stderr tailBuffer
+	stdout.max = maxStdout
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := stepResult{out: stdout.String(), facts: parseFacts(stdout.String()), tail: stderr.lines(3)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() == context.DeadlineExceeded:
+		res.code, res.err = -1, fmt.Errorf("timed out after %s", s.timeout)
+	case ctx.Err() != nil:
+		res.code, res.err = -1, errors.New("interrupted")
+	case errors.As(err, &ee) && ee.Exited():
+		res.code = ee.ExitCode()
+	default:
+		res.code, res.err = -1, fmt.Errorf("could not run %s: %v", cmd.Path, plainErr(err))
+	}
+	return res
+}
+
+// baseEnv is all a step inherits: no stray ARCHIVE_* from the caller's shell, C messages that the
+// scripts can parse, and temporary files in the run's own work folder.
+func baseEnv(tmp string) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+	}
+	env := []string{"PATH=" + path, "LC_ALL=C", "TMPDIR=" + tmp}
+	if h := os.Getenv("HOME"); h != "" {
+		env = append(env, "HOME="+h)
+	}
+	return env
+}
+
+// parseFacts reads the key=value lines a step prints on stdout.
+func parseFacts(out string) map[string]string {
+	facts := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && k != "" && !strings.ContainsAny(k, " \t") {
+			facts[k] = v
+		}
+	}
+	return facts
+}
+
+// explain turns a failed step into a failure: cause and hint from the step's table, the step's own
+// words, and the command that reruns it by hand.
+func (r *runner) explain(s step, res stepResult, exit int) *failure {
+	f := &failure{check: s.check, exit: exit, detail: strings.Join(res.tail, " | "), rerun: r.rerun(s)}
+	c, ok := s.causes[res.code]
+	if !ok {
+		c, ok = commonCauses[res.code]
+	}
+	switch {
+	case res.err != nil:
+		f.cause = fmt.Sprintf("%s %s", s.script, res.err)
+		f.key, f.hint = c.key, "raise the timeout or check what the step waits for"
+	case ok:
+		f.cause, f.key, f.hint = fill(c.text, res.facts), c.key, c.hint
+	default:
+		f.cause = fmt.Sprintf("%s failed with code %d", s.script, res.code)
+		f.hint = "run the step by hand (rerun=) to see the tool's own message"
+	}
+	return f
+}
+
+// fill replaces {fact} with the value the step reported.
+func fill(text string, facts map[string]string) string {
+	for k, v := range facts {
+		text = strings.ReplaceAll(text, "{"+k+"}", v)
+	}
+	return text
+}
+
+// rerun is the shell line that repeats a step by hand. Only non-secret values are ever in env.
+func (r *runner) rerun(s step) string {
+	var b strings.Builder
+	env := append([]string(nil), s.env...)
+	sort.Strings(env)
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		fmt.Fprintf(&b, "%s=%s ", k, shellQuote(v))
+	}
+	b.WriteString(shellQuote(filepath.Join(r.stepsDir, s.script)))
+	for _, a := range s.args {
+		b.WriteString(" " + shellQuote(a))
+	}
+	return b.String()
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// limitedBuffer keeps the first max bytes.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// tailBuffer keeps the last 16 KiB: a step's cause is its last line.
+type tailBuffer struct{ buf []byte }
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > 16<<10 {
+		b.buf = append([]byte(nil), b.buf[len(b.buf)-16<<10:]...)
+	}
+	return len(p), nil
+}
+
+// lines returns the last n non-empty lines, oldest first.
+func (b *tailBuffer) lines(n int) []string {
+	var all []string
+	sc := bufio.NewScanner(bytes.NewReader(b.buf))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			all = append(all, l)
+		}
+	}
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return all
+}
