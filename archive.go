@@ -228,7 +228,11 @@ func (r *run) checks(ctx context.Context) int {
 		}
 		r.log.ok("changed", append([]fact{kv("unchanged", "yes"), kv("action", "archived anyway (on_unchanged = archive)")}, same...)...)
 	} else {
-		r.log.ok("changed", kv("sha256", short(sum)), kv("previous", short(prev.SHA256)), kv("last_archived", prev.Name))
+		previous := short(prev.SHA256)
+		if previous == "" {
+			previous = "none (first run)"
+		}
+		r.log.ok("changed", kv("sha256", short(sum)), kv("previous", previous), kv("last_archived", prev.Name))
 	}
 
 	// 5. archive: NAME.tgz made and proven to be a valid gzip tar.

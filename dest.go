@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +42,7 @@ func (d dest) where() string {
 	return fmt.Sprintf("%s://%s@%s:%d/%s", c.Protocol, c.User, c.Host, c.Port, strings.TrimPrefix(c.DestPath, "/"))
 }
 
-func (d dest) remote(name string) string { return path.Join(d.where(), name) }
+func (d dest) remote(name string) string { return strings.TrimSuffix(d.where(), "/") + "/" + name }
 
 func (d dest) call(check string, exit int, timeout time.Duration, args ...string) step {
 	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout, causes: destCauses}
