@@ -1,0 +1,102 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestArchiveNameFollowsTheFormat(t *testing.T) {
+	d := time.Date(2026, 11, 28, 2, 30, 0, 0, time.Local)
+	for format, want := range map[string]string{
+		"%Y%d%m":        "20262811.tgz", // the customer's AAAADDMM
+		"%Y%m%d":        "20261128.tgz",
+		"dump-%Y-%m-%d": "dump-2026-11-28.tgz",
+	} {
+		if got := archiveName(format, d); got != want {
+			t.Errorf("archiveName(%q) = %q, want %q", format, got, want)
+		}
+	}
+}
+
+func TestParseArchiveNameAcceptsOnlyWhatTheFormatMakes(t *testing.T) {
+	cases := []struct {
+		format, name string
+		ok           bool
+		want         string
+	}{
+		{"%Y%d%m", "20262811.tgz", true, "2026-11-28"},
+		{"%Y%m%d", "20261128.tgz", true, "2026-11-28"},
+		{"%Y%d%m", "20261128.tgz", false, ""}, // month 28 does not exist
+		{"%Y%m%d", "20261301.tgz", false, ""},
+		{"%Y%m%d", "20261128.tgz.part", false, ""},
+		{"%Y%m%d", ".20261128.tgz.part", false, ""},
+		{"%Y%m%d", "2026112.tgz", false, ""},
+		{"%Y%m%d", "notes.txt", false, ""},
+		{"dump-%Y-%m-%d", "dump-2026-02-03.tgz", true, "2026-02-03"},
+		{"dump-%Y-%m-%d", "dump-2026-2-3.tgz", false, ""},
+	}
+	for _, c := range cases {
+		d, ok := parseArchiveName(c.format, c.name)
+		if ok != c.ok || (ok && d.Format("2006-01-02") != c.want) {
+			t.Errorf("parseArchiveName(%q, %q) = %v, %v; want %v, %v", c.format, c.name, d.Format("2006-01-02"), ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestCheckNameFormatRejectsAmbiguousFormats(t *testing.T) {
+	for format, bad := range map[string]bool{
+		"%Y%d%m": false, "%Y%m%d": false, "db_%Y.%m.%d": false,
+		"%Y%m": true, "%Y%m%d%d": true, "%Y%m%d%H": true, "%Y/%m/%d": true, "%Y %m %d": true, "": true, "%Y%m%d%": true,
+	} {
+		if err := checkNameFormat(format); (err != nil) != bad {
+			t.Errorf("checkNameFormat(%q) = %v, want error %v", format, err, bad)
+		}
+	}
+}
+
+func TestPlanPrune(t *testing.T) {
+	today := time.Date(2026, 11, 28, 2, 0, 0, 0, time.Local)
+	files := []remoteFile{{"20261128.tgz", 1}, {"20261120.tgz", 1}, {"20261001.tgz", 1}, {"20260901.tgz", 1},
+		{"20260801.tgz", 1}, {"notes.txt", 1}, {".20261127.tgz.part", 1}}
+	cases := []struct {
+		name    string
+		r       retention
+		deleted string
+	}{
+		{"by age", retention{true, 30, 2}, "20260801.tgz,20260901.tgz,20261001.tgz"},
+		{"keep_min holds old ones", retention{true, 30, 4}, "20260801.tgz"},
+		{"all old: keep_min still holds", retention{true, 0, 3}, "20260801.tgz,20260901.tgz"},
+		{"history no", retention{false, 30, 7}, "20260801.tgz,20260901.tgz,20261001.tgz,20261120.tgz"},
+		{"nothing old enough", retention{true, 365, 1}, ""},
+	}
+	for _, c := range cases {
+		items, ignored := planPrune(files, "%Y%m%d", today, c.r, "20261128.tgz")
+		var del []string
+		for _, it := range items {
+			if it.Delete {
+				del = append([]string{it.Name}, del...)
+			}
+			if it.Name == "20261128.tgz" && it.Delete {
+				t.Errorf("%s: the archive of this run would be deleted", c.name)
+			}
+		}
+		if got := strings.Join(del, ","); got != c.deleted {
+			t.Errorf("%s: deletes %q, want %q", c.name, got, c.deleted)
+		}
+		if strings.Join(ignored, ",") != "notes.txt,.20261127.tgz.part" {
+			t.Errorf("%s: ignored %v", c.name, ignored)
+		}
+	}
+}
+
+func TestPlanPruneNeverDeletesThisRunsArchiveEvenWhenNewerNamesExist(t *testing.T) {
+	today := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	files := []remoteFile{{"20261128.tgz", 1}, {"20271201.tgz", 1}}
+	items, _ := planPrune(files, "%Y%m%d", today, retention{false, 0, 1}, "20261128.tgz")
+	for _, it := range items {
+		if it.Delete {
+			t.Errorf("deletes %s (%s)", it.Name, it.Reason)
+		}
+	}
+}
