@@ -146,11 +146,7 @@ func nightly(confPath string, now time.Time) int {
 	defer work.remove(log)
 
 	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: work.dir}, work: work.dir, now: now}
-	code := r.checks(ctx)
-	if ctx.Err() != nil && code != exitOK {
-		log.failed("run", kv("cause", "interrupted by a signal (SIGTERM, SIGINT or SIGHUP)"), kv("hint", "the next run starts over; nothing was recorded as archived"))
-	}
-	return log.result(code, start)
+	return log.result(r.checks(ctx), start)
 }
 
 // run carries what the checks share.
@@ -278,6 +274,10 @@ func (r *run) do(ctx context.Context, s step, exit int) (stepResult, *failure) {
 	res.facts["duration"] = time.Since(t).Round(time.Millisecond).String()
 	if res.code == 0 && res.err == nil {
 		return res, nil
+	}
+	if ctx.Err() != nil {
+		return res, &failure{check: s.check, exit: exitFailure, cause: "the run was interrupted by a signal (SIGTERM, SIGINT or SIGHUP)",
+			hint: "the next run starts over: nothing was recorded as archived", rerun: r.steps.rerun(s)}
 	}
 	return res, r.steps.explain(s, res, exit)
 }

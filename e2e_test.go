@@ -93,6 +93,17 @@ func newSource(t *testing.T, dir string) *source {
 				http.Error(w, "busy", http.StatusInternalServerError)
 				return
 			}
+		case "stall":
+			if r.Method == http.MethodGet {
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				w.Write(body[:len(body)/2])
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+				case <-time.After(30 * time.Second):
+				}
+				return
+			}
 		case "html":
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "<!DOCTYPE html><html><body>Maintenance</body></html>")
@@ -515,6 +526,31 @@ func TestRunRecoversFromAKilledRunsLeftovers(t *testing.T) {
 	if got := strings.Join(e.ssh.remoteNames(t), ","); got != "20262811.tgz" {
 		t.Fatalf("server holds %s", got)
 	}
+	e.workClean()
+}
+
+func TestRunStoppedBySIGTERMLogsAFailureAndCleansUp(t *testing.T) {
+	e := newEnv(t)
+	e.src.mode.Store("stall")
+	cmd := exec.Command(filepath.Join(binDir, "archive"), "-c", e.writeConf())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && !strings.Contains(out.String(), "OK check=url"); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // inside the download now
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	e.output = out.String()
+	t.Log(e.output)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure {
+		t.Fatalf("exit %v, want %d", err, exitFailure)
+	}
+	e.wantLine(`FAILED check=download cause="the run was interrupted by a signal`)
+	e.wantLine(`RESULT FAILURE exit=1`)
 	e.workClean()
 }
 
