@@ -115,11 +115,18 @@ func nightly(confPath string, now time.Time) int {
 	log := openLog(conf)
 	defer log.close()
 	log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", now.Format("2006-01-02"))})
+	// Whatever happens, the last lines are the mail's (when asked for) and the RESULT.
+	finish := func(code int) int {
+		if conf != nil {
+			code = report(conf, log, code, start)
+		}
+		return log.result(code, start)
+	}
 	if confErr != nil {
 		for _, e := range flatten(confErr) {
 			log.failed("conf", kv("cause", e), kv("hint", "fix the conf; archive.conf documents every key with its default"))
 		}
-		return log.result(exitUsage, start)
+		return finish(exitUsage)
 	}
 	for _, w := range conf.Warnings {
 		log.warning("conf", kv("cause", w))
@@ -132,21 +139,21 @@ func nightly(confPath string, now time.Time) int {
 	if err != nil {
 		log.failed("lock", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
 		if errors.Is(err, errLocked) {
-			return log.result(exitLocked, start)
+			return finish(exitLocked)
 		}
-		return log.result(exitFailure, start)
+		return finish(exitFailure)
 	}
 	defer lock.release()
 
 	work, err := newWorkDir(conf.WorkDir, log.runID, log)
 	if err != nil {
 		log.failed("archive", kv("cause", err.Error()), kv("key", "[archive] work_dir"), kv("hint", "create work_dir and make it writable by the user running archive"))
-		return log.result(exitArchive, start)
+		return finish(exitArchive)
 	}
 	defer work.remove(log)
 
 	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: work.dir}, work: work.dir, now: now}
-	return log.result(r.checks(ctx), start)
+	return finish(r.checks(ctx))
 }
 
 // run carries what the checks share.

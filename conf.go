@@ -50,6 +50,14 @@ var confKeys = []confKey{
 	{"destination", "path", ".", false},
 	{"destination", "identity_file", "", true},
 	{"destination", "known_hosts", "", true},
+	{"destination", "password_file", "", true},
+	{"destination", "url", "", false},
+	{"destination", "share", "", false},
+	{"destination", "domain", "", false},
+	{"destination", "smb_protocol", "SMB3", false},
+	{"destination", "ca_file", "", true},
+	{"destination", "verify", "size", false},
+	{"destination", "require_mount", "yes", false},
 	{"destination", "timeout", "30", false},
 	{"destination", "transfer_timeout", "7200", false},
 
@@ -58,6 +66,22 @@ var confKeys = []confKey{
 	{"retention", "keep_min", "7", false},
 
 	{"log", "file", "/var/log/archive/archive.log", true},
+
+	{"mail", "send", "never", false},
+	{"mail", "to", "", false},
+	{"mail", "from", "", false},
+	{"mail", "subject_success", "[archive] SUCCESS {name} on {host}", false},
+	{"mail", "subject_warning", "[archive] WARNING at {check} on {host}: {cause}", false},
+	{"mail", "subject_failure", "[archive] FAILED at {check} on {host}: {cause}", false},
+	{"mail", "attach_log", "failure", false},
+	{"mail", "transport", "mta", false},
+	{"mail", "smtp_host", "", false},
+	{"mail", "smtp_port", "", false},
+	{"mail", "starttls", "yes", false},
+	{"mail", "smtp_user", "", false},
+	{"mail", "smtp_password_file", "", true},
+	{"mail", "ca_file", "", true},
+	{"mail", "timeout", "60", false},
 }
 
 // Conf is the validated configuration. Durations are whole seconds in the file.
@@ -88,6 +112,14 @@ type Conf struct {
 	DestPath        string
 	IdentityFile    string
 	KnownHosts      string
+	PasswordFile    string
+	DestURL         string
+	Share           string
+	Domain          string
+	SMBProtocol     string
+	DestCA          string
+	Verify          string
+	RequireMount    bool
 	DestTimeout     time.Duration
 	TransferTimeout time.Duration
 
@@ -96,6 +128,8 @@ type Conf struct {
 	KeepMin  int
 
 	LogFile string
+
+	Mail mailConf
 
 	// Warnings are problems worth a line in the log that do not stop the run.
 	Warnings []string
@@ -189,16 +223,41 @@ func loadConf(path string) (*Conf, error) {
 	c.CompressionLevel = v.intRange(f, "archive", "compression_level", 1, 9)
 	c.PackTimeout = v.seconds(f, "archive", "timeout")
 
-	c.Protocol = v.oneOf(f, "destination", "protocol", "sftp")
-	c.Host = v.required(f, "destination", "host")
-	c.User = v.required(f, "destination", "user")
-	c.DestPath = v.plain(f, "destination", "path")
+	c.Protocol = v.oneOf(f, "destination", "protocol", "sftp", "ftps", "webdav", "smb", "nfs")
 	c.DestTimeout = v.seconds(f, "destination", "timeout")
 	c.TransferTimeout = v.seconds(f, "destination", "transfer_timeout")
-	if c.Protocol == "sftp" {
+	c.DestPath = v.plain(f, "destination", "path")
+	// Each protocol requires its own keys and ignores the others', so switching protocol is
+	// changing the keys of that protocol and nothing else.
+	switch c.Protocol {
+	case "sftp":
+		c.Host = v.required(f, "destination", "host")
+		c.User = v.required(f, "destination", "user")
 		c.Port = v.port(f, "destination", "port", 22)
 		c.IdentityFile = v.secretFile(f, "destination", "identity_file", true)
 		c.KnownHosts = v.readableRequired(f, "destination", "known_hosts")
+	case "ftps", "smb":
+		c.Host = v.required(f, "destination", "host")
+		c.User = v.required(f, "destination", "user")
+		c.Port = v.port(f, "destination", "port", map[string]int{"ftps": 21, "smb": 445}[c.Protocol])
+		c.PasswordFile = v.secretFile(f, "destination", "password_file", true)
+		c.Verify = v.oneOf(f, "destination", "verify", "size", "download")
+		if c.Protocol == "ftps" {
+			c.DestCA = v.readable(f, "destination", "ca_file")
+		} else {
+			c.Share = v.required(f, "destination", "share")
+			c.Domain = v.plain(f, "destination", "domain")
+			c.SMBProtocol = v.oneOf(f, "destination", "smb_protocol", "SMB2", "SMB3")
+		}
+	case "webdav":
+		c.DestURL = v.httpsURL(f, "destination", "url")
+		c.User = v.required(f, "destination", "user")
+		c.PasswordFile = v.secretFile(f, "destination", "password_file", true)
+		c.DestCA = v.readable(f, "destination", "ca_file")
+		c.Verify = v.oneOf(f, "destination", "verify", "size", "download")
+	case "nfs":
+		c.DestPath = v.path(f, "destination", "path")
+		c.RequireMount = v.yesNo(f, "destination", "require_mount")
 	}
 
 	c.History = v.yesNo(f, "retention", "history")
@@ -206,6 +265,7 @@ func loadConf(path string) (*Conf, error) {
 	c.KeepMin = v.intRange(f, "retention", "keep_min", 1, 100000)
 
 	c.LogFile = v.path(f, "log", "file")
+	c.Mail = v.mail(f)
 
 	if v.namesSecrets {
 		if st, err := os.Stat(abs); err == nil && st.Mode().Perm()&0o077 != 0 {
@@ -248,6 +308,13 @@ func (v *validator) add(section, key, msg string) {
 	v.errs = multierror.Append(v.errs, confError{section, key, v.lines[section+"."+key], msg})
 }
 
+func (v *validator) count() int {
+	if v.errs == nil {
+		return 0
+	}
+	return len(v.errs.Errors)
+}
+
 func (v *validator) warn(msg string) { v.warnings = append(v.warnings, msg) }
 
 // known rejects sections and keys that are not in confKeys: a typo must not silently fall back
@@ -267,7 +334,7 @@ func (v *validator) known(f *ini.File) {
 			}
 		}
 		if !sectionKnown {
-			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [log])")
+			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [log] [mail])")
 			continue
 		}
 		for _, k := range s.Keys() {
@@ -276,6 +343,59 @@ func (v *validator) known(f *ini.File) {
 			}
 		}
 	}
+}
+
+// mailConf is the [mail] section. Usable tells whether it is sound enough to send a failure
+// mail even when the rest of the conf is not.
+type mailConf struct {
+	Send, To, From, Transport, Host, User, PasswordFile, CAFile, AttachLog string
+	Subject                                                                map[string]string // by outcome
+	Port                                                                   int
+	StartTLS                                                               bool
+	Timeout                                                                time.Duration
+	Usable                                                                 bool
+}
+
+func (v *validator) mail(f *ini.File) mailConf {
+	before := v.count()
+	m := mailConf{Subject: map[string]string{}}
+	m.Send = v.oneOf(f, "mail", "send", "never", "failure", "always")
+	m.AttachLog = v.oneOf(f, "mail", "attach_log", "never", "failure", "always")
+	m.Transport = v.oneOf(f, "mail", "transport", "mta", "smtp", "smtps")
+	m.StartTLS = v.yesNo(f, "mail", "starttls")
+	m.Timeout = v.seconds(f, "mail", "timeout")
+	m.From = v.plain(f, "mail", "from")
+	if m.From == "" {
+		host, _ := os.Hostname()
+		m.From = "archive@" + host
+	}
+	for _, o := range []string{"success", "warning", "failure"} {
+		m.Subject[o] = v.plain(f, "mail", "subject_"+o)
+	}
+	m.User = v.plain(f, "mail", "smtp_user")
+	m.Host = v.plain(f, "mail", "smtp_host")
+	m.CAFile = v.readable(f, "mail", "ca_file")
+	if m.Send == "never" {
+		return m
+	}
+	m.To = v.required(f, "mail", "to")
+	for _, a := range strings.Split(m.To, ",") {
+		if a = strings.TrimSpace(a); m.To != "" && (!strings.Contains(a, "@") || strings.HasPrefix(a, "-")) {
+			v.add("mail", "to", fmt.Sprintf("%q is not a mail address (several are separated by commas)", a))
+		}
+	}
+	if m.Transport != "mta" {
+		m.Host = v.required(f, "mail", "smtp_host")
+		m.Port = v.port(f, "mail", "smtp_port", map[string]int{"smtp": 587, "smtps": 465}[m.Transport])
+		if m.User != "" {
+			m.PasswordFile = v.secretFile(f, "mail", "smtp_password_file", true)
+			if m.Transport == "smtp" && !m.StartTLS {
+				v.add("mail", "starttls", "must be yes when smtp_user is set: the password is never sent in clear")
+			}
+		}
+	}
+	m.Usable = v.count() == before
+	return m
 }
 
 func lookupKey(section, name string) *confKey {

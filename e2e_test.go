@@ -228,7 +228,10 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) writeConf() string {
 	var b strings.Builder
-	for _, sec := range []string{"source", "archive", "destination", "retention", "log"} {
+	for _, sec := range []string{"source", "archive", "destination", "retention", "log", "mail"} {
+		if e.conf[sec] == nil {
+			continue
+		}
 		fmt.Fprintf(&b, "[%s]\n", sec)
 		for k, v := range e.conf[sec] {
 			fmt.Fprintf(&b, "%s = %s\n", k, v)

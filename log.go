@@ -23,10 +23,26 @@ type fact struct{ k, v string }
 func kv(k string, v any) fact { return fact{k, fmt.Sprint(v)} }
 
 type logger struct {
-	runID string
-	out   []io.Writer
-	file  *os.File
-	lines []string // this run's lines, for the mail and last-run.json
+	runID  string
+	out    []io.Writer
+	file   *os.File
+	lines  []string // this run's lines, for the mail's attachment
+	events []event  // the same, structured, for the mail's summary
+}
+
+type event struct {
+	status, check string
+	facts         []fact
+}
+
+// get returns the value of a fact of the event, or "".
+func (e event) get(k string) string {
+	for _, f := range e.facts {
+		if f.k == k {
+			return f.v
+		}
+	}
+	return ""
 }
 
 // openLog appends to [log] file; until the conf is read, and when the file cannot be opened, the
@@ -72,6 +88,7 @@ func (l *logger) write(status, check string, facts []fact) {
 	}
 	line := b.String()
 	l.lines = append(l.lines, line)
+	l.events = append(l.events, event{status, check, facts})
 	for _, w := range l.out {
 		fmt.Fprintln(w, line)
 	}
@@ -85,14 +102,7 @@ func (l *logger) skipped(check string, facts ...fact) { l.write("SKIPPED", check
 
 // result writes the last line of the run and passes the exit code through.
 func (l *logger) result(code int, start time.Time) int {
-	outcome := "FAILURE"
-	switch code {
-	case exitOK:
-		outcome = "SUCCESS"
-	case exitWarning:
-		outcome = "WARNING"
-	}
-	l.write("RESULT "+outcome, "", []fact{kv("exit", code), kv("duration", time.Since(start).Round(time.Millisecond))})
+	l.write("RESULT "+outcomeOf(code), "", []fact{kv("exit", code), kv("duration", time.Since(start).Round(time.Millisecond))})
 	return code
 }
 
