@@ -36,14 +36,25 @@ const (
 	exitTransfer   = 16
 )
 
-const usage = `usage: archive [-c FILE] [--date YYYY-MM-DD] [run]
+const usage = `usage: archive [-c FILE] [--date YYYY-MM-DD] [run [--dry-run]]
+       archive [-c FILE] check [--mail]
+       archive [-c FILE] list
+       archive [-c FILE] restore (NAME | --latest) [--to DIR]
+       archive [-c FILE] status
        archive --version
 
-Fetches the dump zip over HTTPS, checks it, packs it as a dated .tgz, uploads it to the archive
-server, prunes old archives and logs every check (see [log] file).
+run      fetch the dump zip over HTTPS, check it, pack it as a dated .tgz, upload it to the
+         archive server, prune old archives, log every check (the default command);
+         --dry-run does the downloads and local checks and says what it would upload and
+         delete, changing nothing on the server or in the state
+check    touch everything a run touches (conf, tools, work_dir, source, server, retention),
+         one OK/FAILED line each; --mail also sends a test mail
+list     the archives on the server, with what the next prune would delete and why
+restore  download an archive, verify its sha256, extract the dump into DIR (default .)
+status   the last run, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
-  --date DAY     run as of that day: archive name and retention ages (default today)
+  --date DAY     as of that day: archive name and retention ages (default today)
   --version      print the version
 
 Cron, every night at 02:30 (output goes to the log; cron mails only if archive cannot start):
@@ -64,23 +75,32 @@ func cli(args []string) int {
 	confPath := fs.String("c", "", "conf file")
 	date := fs.String("date", "", "run as of this day (YYYY-MM-DD)")
 	showVersion := fs.Bool("version", false, "print the version")
-	// Flags may stand before or after the command word.
-	if err := fs.Parse(args); err != nil {
-		return exitUsageOrHelp(err)
-	}
-	cmd := "run"
-	if fs.NArg() > 0 {
-		cmd = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
+	dryRun := fs.Bool("dry-run", false, "run: change nothing on the server or in the state")
+	withMail := fs.Bool("mail", false, "check: also send a test mail")
+	latest := fs.Bool("latest", false, "restore: the newest archive")
+	to := fs.String("to", ".", "restore: the folder to extract the dump into")
+	// Flags may stand anywhere: before the command, after it, around its argument.
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
 			return exitUsageOrHelp(err)
 		}
+		if fs.NArg() == 0 {
+			break
+		}
+		words = append(words, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	if *showVersion {
 		fmt.Println("archive", version)
 		return exitOK
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "archive: unexpected argument %q\n%s", fs.Arg(0), usage)
+	cmd := "run"
+	if len(words) > 0 {
+		cmd, words = words[0], words[1:]
+	}
+	if len(words) > 0 && !(cmd == "restore" && len(words) == 1) {
+		fmt.Fprintf(os.Stderr, "archive: unexpected argument %q\n%s", words[0], usage)
 		return exitUsage
 	}
 	now := time.Now()
@@ -92,9 +112,26 @@ func cli(args []string) int {
 		}
 		now = time.Date(d.Year(), d.Month(), d.Day(), now.Hour(), now.Minute(), now.Second(), 0, time.Local)
 	}
+	path := findConf(*confPath)
 	switch cmd {
 	case "run":
-		return nightly(findConf(*confPath), now)
+		return nightly(path, now, *dryRun)
+	case "check":
+		return check(path, now, *withMail)
+	case "list":
+		return list(path, now)
+	case "status":
+		return status(path, now)
+	case "restore":
+		name := ""
+		if len(words) == 1 {
+			name = words[0]
+		}
+		if (name == "") == !*latest {
+			fmt.Fprintf(os.Stderr, "archive: restore wants an archive NAME or --latest\n%s", usage)
+			return exitUsage
+		}
+		return restore(path, now, name, *to)
 	default:
 		fmt.Fprintf(os.Stderr, "archive: unknown command %q\n%s", cmd, usage)
 		return exitUsage
@@ -109,16 +146,24 @@ func exitUsageOrHelp(err error) int {
 }
 
 // nightly is the whole run, in the order it happens at 2 a.m. It returns the exit code.
-func nightly(confPath string, now time.Time) int {
+func nightly(confPath string, now time.Time, dryRun bool) int {
 	start := time.Now()
 	conf, confErr := loadConf(confPath)
 	log := openLog(conf)
 	defer log.close()
-	log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", now.Format("2006-01-02"))})
-	// Whatever happens, the last lines are the mail's (when asked for) and the RESULT.
+	log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", now.Format("2006-01-02")), kv("dry_run", dryRunFact(dryRun))})
+	// Whatever happens, the last lines are the mail's (when asked for) and the RESULT; a run
+	// that held the lock leaves last-run.json for `archive status` and monitoring.
+	locked := false
 	finish := func(code int) int {
-		if conf != nil {
+		if conf != nil && !dryRun {
 			code = report(conf, log, code, start)
+			if locked {
+				writeLastRun(conf, log, code, now, start)
+			}
+			if confErr == nil {
+				ping(conf, log, map[bool]string{true: "success", false: "fail"}[code == exitOK || code == exitWarning])
+			}
 		}
 		return log.result(code, start)
 	}
@@ -130,6 +175,11 @@ func nightly(confPath string, now time.Time) int {
 	}
 	for _, w := range conf.Warnings {
 		log.warning("conf", kv("cause", w))
+	}
+	if !conf.AllowRoot && os.Geteuid() == 0 {
+		log.failed("conf", kv("cause", "refusing to run as root"), kv("key", "[archive] allow_root"),
+			kv("hint", "run as the dedicated user (see the user guide), or set allow_root = yes"))
+		return finish(exitUsage)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -144,6 +194,10 @@ func nightly(confPath string, now time.Time) int {
 		return finish(exitFailure)
 	}
 	defer lock.release()
+	locked = true
+	if !dryRun {
+		ping(conf, log, "start")
+	}
 
 	work, err := newWorkDir(conf.WorkDir, log.runID, log)
 	if err != nil {
@@ -152,17 +206,25 @@ func nightly(confPath string, now time.Time) int {
 	}
 	defer work.remove(log)
 
-	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: work.dir}, work: work.dir, now: now}
+	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: work.dir}, work: work.dir, now: now, dryRun: dryRun}
 	return finish(r.checks(ctx))
+}
+
+func dryRunFact(b bool) string {
+	if b {
+		return "yes: nothing changes on the server or in the state"
+	}
+	return ""
 }
 
 // run carries what the checks share.
 type run struct {
-	conf  *Conf
-	log   *logger
-	steps *runner
-	work  string
-	now   time.Time
+	conf   *Conf
+	log    *logger
+	steps  *runner
+	work   string
+	now    time.Time
+	dryRun bool
 }
 
 // checks runs the seven checks in order, then state and prune, and returns the exit code.
@@ -216,8 +278,16 @@ func (r *run) checks(ctx context.Context) int {
 			hint: "fix or remove the state file; removing it makes the next run archive the dump as new"})
 	}
 	name := archiveName(c.NameFormat, r.now)
+	changed := r.now.Format("2006-01-02")
 	if prev.SHA256 == sum {
+		changed = prev.Changed
 		same := []fact{kv("sha256", short(sum)), kv("last_archived", prev.Name), kv("on", prev.Date)}
+		since, _ := time.Parse("2006-01-02", prev.Changed)
+		if days := int(day(r.now).Sub(since).Hours() / 24); c.MaxUnchangedDays > 0 && days >= c.MaxUnchangedDays && c.OnUnchanged != "fail" {
+			return r.fail(&failure{check: "changed", exit: exitChanged,
+				cause: fmt.Sprintf("the dump has not changed for %d days (since %s): the source looks stuck", days, prev.Changed),
+				key:   "[archive] max_unchanged_days", hint: "check the export job on the database server; raise max_unchanged_days if the data rarely changes"})
+		}
 		switch c.OnUnchanged {
 		case "fail":
 			return r.fail(&failure{check: "changed", exit: exitChanged, cause: "the dump is the same as the one archived on " + prev.Date,
@@ -256,6 +326,9 @@ func (r *run) checks(ctx context.Context) int {
 		return r.fail(fail)
 	}
 	r.log.ok("connection", kv("server", dest.where()))
+	if r.dryRun {
+		return r.preview(ctx, dest, name, tgzSize)
+	}
 
 	// 7. transfer: temporary name, verified, renamed; never a partial file under the final name.
 	if fail = r.transfer(ctx, dest, tgz, name, tgzSum, tgzSize); fail != nil {
@@ -263,12 +336,12 @@ func (r *run) checks(ctx context.Context) int {
 	}
 
 	// Only now does the state move on: a failed upload is retried by the next run.
-	if err := writeState(c.StateDir, state{SHA256: sum, Date: r.now.Format("2006-01-02"), Name: name, ArchiveSHA256: tgzSum}); err != nil {
+	if err := writeState(c.StateDir, state{SHA256: sum, Date: r.now.Format("2006-01-02"), Name: name, ArchiveSHA256: tgzSum, Changed: changed}); err != nil {
 		return r.fail(&failure{check: "state", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir",
 			hint: "the archive is on the server, but the next run will archive the same dump again; fix state_dir"})
 	}
-
-	if !r.prune(ctx, dest, name) {
+	good := r.record(ctx, dest, name, tgzSum)
+	if !r.prune(ctx, dest, name) || !good {
 		return exitWarning
 	}
 	return exitOK

@@ -42,6 +42,8 @@ var confKeys = []confKey{
 	{"archive", "compressor", "auto", false},
 	{"archive", "compression_level", "6", false},
 	{"archive", "timeout", "7200", false},
+	{"archive", "max_unchanged_days", "3", false},
+	{"archive", "allow_root", "yes", false},
 
 	{"destination", "protocol", "sftp", false},
 	{"destination", "host", "", false},
@@ -82,6 +84,10 @@ var confKeys = []confKey{
 	{"mail", "smtp_password_file", "", true},
 	{"mail", "ca_file", "", true},
 	{"mail", "timeout", "60", false},
+
+	{"monitor", "ping_url", "", false},
+	{"monitor", "ca_file", "", true},
+	{"monitor", "timeout", "10", false},
 }
 
 // Conf is the validated configuration. Durations are whole seconds in the file.
@@ -104,6 +110,8 @@ type Conf struct {
 	Compressor       string
 	CompressionLevel int
 	PackTimeout      time.Duration
+	MaxUnchangedDays int
+	AllowRoot        bool
 
 	Protocol        string
 	Host            string
@@ -130,6 +138,10 @@ type Conf struct {
 	LogFile string
 
 	Mail mailConf
+
+	PingURL     string
+	PingCA      string
+	PingTimeout time.Duration
 
 	// Warnings are problems worth a line in the log that do not stop the run.
 	Warnings []string
@@ -222,6 +234,8 @@ func loadConf(path string) (*Conf, error) {
 	c.Compressor = v.oneOf(f, "archive", "compressor", "auto", "gzip", "pigz")
 	c.CompressionLevel = v.intRange(f, "archive", "compression_level", 1, 9)
 	c.PackTimeout = v.seconds(f, "archive", "timeout")
+	c.MaxUnchangedDays = v.intRange(f, "archive", "max_unchanged_days", 0, 3650)
+	c.AllowRoot = v.yesNo(f, "archive", "allow_root")
 
 	c.Protocol = v.oneOf(f, "destination", "protocol", "sftp", "ftps", "webdav", "smb", "nfs")
 	c.DestTimeout = v.seconds(f, "destination", "timeout")
@@ -266,6 +280,9 @@ func loadConf(path string) (*Conf, error) {
 
 	c.LogFile = v.path(f, "log", "file")
 	c.Mail = v.mail(f)
+	c.PingURL = v.pingURL(f, "monitor", "ping_url")
+	c.PingCA = v.readable(f, "monitor", "ca_file")
+	c.PingTimeout = v.seconds(f, "monitor", "timeout")
 
 	if v.namesSecrets {
 		if st, err := os.Stat(abs); err == nil && st.Mode().Perm()&0o077 != 0 {
@@ -334,7 +351,7 @@ func (v *validator) known(f *ini.File) {
 			}
 		}
 		if !sectionKnown {
-			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [log] [mail])")
+			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [log] [mail] [monitor])")
 			continue
 		}
 		for _, k := range s.Keys() {
@@ -454,6 +471,19 @@ func (v *validator) httpsURL(f *ini.File, section, key string) string {
 		v.add(section, key, "has no host name")
 	case u.User != nil:
 		v.add(section, key, "must not hold a user or password (it would show in the log and in ps)")
+	}
+	return s
+}
+
+// pingURL is a monitoring address; plain http is allowed for a service on the local network, but
+// TLS, when used, is verified like everywhere else.
+func (v *validator) pingURL(f *ini.File, section, key string) string {
+	s, _ := v.raw(f, section, key)
+	if s == "" {
+		return ""
+	}
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.add(section, key, fmt.Sprintf("must be an http:// or https:// address (got %q)", s))
 	}
 	return s
 }

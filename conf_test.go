@@ -77,11 +77,31 @@ protocol = gopher
 		`[archive] colour (line 8): unknown key`,
 		`[retension] (line 9): unknown section`,
 		`[destination] protocol (line 12): must be one of`,
-		`[destination] host: is required`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
+	}
+}
+
+func TestLoadConfRequiresTheKeysOfTheChosenProtocolOnly(t *testing.T) {
+	for proto, want := range map[string][]string{
+		"sftp":   {"[destination] host: is required", "[destination] identity_file: is required", "[destination] known_hosts: is required"},
+		"ftps":   {"[destination] host: is required", "[destination] password_file: is required"},
+		"webdav": {"[destination] url: is required", "[destination] password_file: is required"},
+		"smb":    {"[destination] share: is required", "[destination] password_file: is required"},
+	} {
+		p := writeTestConf(t, "[source]\nurl = https://h/d.zip\nexpected_file = d.sql\n[destination]\nprotocol = "+proto+"\n")
+		_, err := loadConf(p)
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: missing %q in %v", proto, w, err)
+			}
+		}
+	}
+	p := writeTestConf(t, "[source]\nurl = https://h/d.zip\nexpected_file = d.sql\n[destination]\nprotocol = nfs\npath = /mnt/archives\n")
+	if _, err := loadConf(p); err != nil {
+		t.Errorf("nfs needs only path: %v", err)
 	}
 }
 

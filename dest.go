@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,16 +26,19 @@ func (d dest) script() string { return "dest-" + d.conf.Protocol + ".sh" }
 // env is what the protocol script needs: only paths to secret files, never a secret.
 func (d dest) env() []string {
 	c := d.conf
-	env := []string{"ARCHIVE_DEST_HOST=" + c.Host, "ARCHIVE_DEST_USER=" + c.User, "ARCHIVE_DEST_PATH=" + c.DestPath,
-		"ARCHIVE_DEST_TIMEOUT=" + secs(c.DestTimeout)}
+	env := []string{"ARCHIVE_DEST_PATH=" + c.DestPath, "ARCHIVE_DEST_TIMEOUT=" + secs(c.DestTimeout)}
 	if c.Port != 0 {
 		env = append(env, "ARCHIVE_DEST_PORT="+strconv.Itoa(c.Port))
 	}
-	if c.IdentityFile != "" {
-		env = append(env, "ARCHIVE_DEST_IDENTITY_FILE="+c.IdentityFile)
+	if c.Protocol == "nfs" {
+		env = append(env, "ARCHIVE_DEST_REQUIRE_MOUNT="+yesNo(c.RequireMount))
 	}
-	if c.KnownHosts != "" {
-		env = append(env, "ARCHIVE_DEST_KNOWN_HOSTS="+c.KnownHosts)
+	for k, v := range map[string]string{"HOST": c.Host, "USER": c.User, "IDENTITY_FILE": c.IdentityFile,
+		"KNOWN_HOSTS": c.KnownHosts, "PASSWORD_FILE": c.PasswordFile, "URL": c.DestURL, "SHARE": c.Share,
+		"DOMAIN": c.Domain, "SMB_PROTOCOL": c.SMBProtocol, "CA_FILE": c.DestCA, "VERIFY": c.Verify} {
+		if v != "" {
+			env = append(env, "ARCHIVE_DEST_"+k+"="+v)
+		}
 	}
 	return env
 }
@@ -39,6 +46,14 @@ func (d dest) env() []string {
 // where names the destination for the log.
 func (d dest) where() string {
 	c := d.conf
+	switch c.Protocol {
+	case "webdav":
+		return c.DestURL
+	case "nfs":
+		return "nfs:" + c.DestPath
+	case "smb":
+		return fmt.Sprintf("smb://%s@%s:%d/%s/%s", c.User, c.Host, c.Port, c.Share, strings.TrimPrefix(c.DestPath, "/"))
+	}
 	return fmt.Sprintf("%s://%s@%s:%d/%s", c.Protocol, c.User, c.Host, c.Port, strings.TrimPrefix(c.DestPath, "/"))
 }
 
@@ -51,9 +66,24 @@ func (d dest) call(check string, exit int, timeout time.Duration, args ...string
 // tempName is where an upload lands before its rename: hidden, and never a name retention parses.
 func tempName(name string) string { return "." + name + ".part" }
 
-func isTempName(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.HasSuffix(name, archiveExt+".part")
+// isTempName tells the temporary names this tool makes (for an archive of this format, its
+// checksum file, or a check probe) from anything else in the folder, which it never removes.
+func isTempName(format, name string) bool {
+	if strings.HasPrefix(name, probePrefix) || strings.HasPrefix(name, "."+probePrefix) {
+		return true
+	}
+	base, ok := strings.CutSuffix(strings.TrimPrefix(name, "."), ".part")
+	if !ok || !strings.HasPrefix(name, ".") {
+		return false
+	}
+	_, parsed := parseArchiveName(format, strings.TrimSuffix(base, sidecarExt))
+	return parsed
 }
+
+const (
+	sidecarExt  = ".sha256"
+	probePrefix = "archive-check-probe-"
+)
 
 // transfer puts the archive under a temporary name, verifies it there, then renames it: the
 // final name only ever holds a whole, verified archive.
@@ -64,7 +94,7 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 		return fail
 	}
 	for _, f := range files {
-		if isTempName(f.Name) {
+		if isTempName(c.NameFormat, f.Name) {
 			// Left by an interrupted run; we hold the lock, so no other run is writing it.
 			if _, fail := r.do(ctx, d.call("transfer", exitTransfer, c.DestTimeout, "delete", f.Name), exitTransfer); fail == nil {
 				r.log.info("transfer", kv("removed", f.Name), kv("reason", "temporary file left by an interrupted run"))
@@ -86,17 +116,8 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 	}
 
 	start := time.Now()
-	tmp := tempName(name)
-	if _, fail := r.do(ctx, d.call("transfer", exitTransfer, c.TransferTimeout, "put", local, tmp), exitTransfer); fail != nil {
-		return fail
-	}
-	res, fail := r.do(ctx, d.call("transfer", exitTransfer, c.TransferTimeout, "verify", tmp, sum, size), exitTransfer)
+	res, fail := r.upload(ctx, d, "transfer", exitTransfer, local, name, sum, size)
 	if fail != nil {
-		r.do(ctx, d.call("transfer", exitTransfer, c.DestTimeout, "delete", tmp), exitTransfer)
-		return fail
-	}
-	if _, fail := r.do(ctx, d.call("transfer", exitTransfer, c.DestTimeout, "rename", tmp, name), exitTransfer); fail != nil {
-		r.do(ctx, d.call("transfer", exitTransfer, c.DestTimeout, "delete", tmp), exitTransfer)
 		return fail
 	}
 	verified := "size"
@@ -106,6 +127,67 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 	r.log.ok("transfer", kv("remote", d.remote(name)), kv("size", size), kv("sha256", short(sum)), kv("verified", verified),
 		kv("duration", time.Since(start).Round(time.Millisecond)))
 	return nil
+}
+
+// upload puts a local file on the server under its final name through a verified temporary one.
+func (r *run) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (stepResult, *failure) {
+	c := r.conf
+	tmp := tempName(name)
+	if _, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "put", local, tmp), exit); fail != nil {
+		return stepResult{}, fail
+	}
+	res, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "verify", tmp, sum, size), exit)
+	if fail == nil {
+		_, fail = r.do(ctx, d.call(check, exit, c.DestTimeout, "rename", tmp, name), exit)
+	}
+	if fail != nil {
+		r.do(ctx, d.call(check, exit, c.DestTimeout, "delete", tmp), exit)
+	}
+	return res, fail
+}
+
+// record keeps the archive's sha256 twice: in state_dir, and as NAME.sha256 beside the archive, so
+// that a restore from a fresh machine can still prove the archive intact.
+func (r *run) record(ctx context.Context, d dest, name, sum string) bool {
+	if err := addRecord(r.conf.StateDir, name, sum); err != nil {
+		r.log.warning("record", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
+		return false
+	}
+	local := filepath.Join(r.work, name+sidecarExt)
+	body := sum + "  " + name + "\n"
+	if err := os.WriteFile(local, []byte(body), 0o600); err != nil {
+		r.log.warning("record", kv("cause", "cannot write "+local+": "+plainErr(err)))
+		return false
+	}
+	if _, fail := r.upload(ctx, d, "record", exitWarning, local, name+sidecarExt, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
+		r.log.warning("record", kv("cause", "cannot put the checksum file beside the archive: "+fail.cause), kv("detail", fail.detail), kv("key", fail.key))
+		return false
+	}
+	r.log.ok("record", kv("remote", d.remote(name+sidecarExt)), kv("local", filepath.Join(r.conf.StateDir, recordsFile)))
+	return true
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// preview is the end of a dry run: what would be uploaded and deleted, with nothing changed.
+func (r *run) preview(ctx context.Context, d dest, name, size string) int {
+	r.log.info("transfer", kv("would_upload", d.remote(name)), kv("size", size))
+	files, fail := r.list(ctx, d, "prune", exitWarning)
+	if fail != nil {
+		r.log.warning("prune", kv("cause", "cannot list the archive server: "+fail.cause), kv("detail", fail.detail))
+		return exitWarning
+	}
+	c := r.conf
+	items, _ := planPrune(append(files, remoteFile{Name: name}), c.NameFormat, r.now, retention{c.History, c.KeepDays, c.KeepMin}, name)
+	for _, it := range items {
+		if it.Delete {
+			r.log.info("prune", kv("would_delete", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
+		}
+	}
+	return exitOK
 }
 
 // list reads the server's folder.
@@ -136,6 +218,10 @@ func (r *run) prune(ctx context.Context, d dest, keep string) bool {
 		return false
 	}
 	items, ignored := planPrune(files, c.NameFormat, r.now, retention{c.History, c.KeepDays, c.KeepMin}, keep)
+	listed := map[string]bool{}
+	for _, f := range files {
+		listed[f.Name] = true
+	}
 	ok, deleted := true, 0
 	for _, it := range items {
 		if !it.Delete {
@@ -148,15 +234,34 @@ func (r *run) prune(ctx context.Context, d dest, keep string) bool {
 		}
 		deleted++
 		r.log.info("prune", kv("deleted", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
+		if side := it.Name + sidecarExt; listed[side] {
+			if _, fail := r.do(ctx, d.call("prune", exitWarning, c.DestTimeout, "delete", side), exitWarning); fail != nil {
+				ok = false
+				r.log.warning("prune", kv("name", side), kv("cause", "cannot delete: "+fail.cause), kv("detail", fail.detail))
+			} else {
+				r.log.info("prune", kv("deleted", side), kv("reason", "the checksum file of "+it.Name))
+			}
+		}
 	}
 	facts := []fact{kv("kept", len(items)-deleted), kv("deleted", deleted), kv("keep_days", c.KeepDays), kv("keep_min", c.KeepMin), kv("history", yesNo(c.History))}
-	if len(ignored) > 0 {
-		facts = append(facts, kv("ignored", len(ignored)))
+	if n := countIgnored(ignored, listed); n > 0 {
+		facts = append(facts, kv("ignored", n))
 	}
 	if ok {
 		r.log.ok("prune", facts...)
 	}
 	return ok
+}
+
+// countIgnored counts the files retention left alone, not counting the checksum files of archives.
+func countIgnored(ignored []string, listed map[string]bool) int {
+	n := 0
+	for _, name := range ignored {
+		if base, ok := strings.CutSuffix(name, sidecarExt); !ok || !listed[base] {
+			n++
+		}
+	}
+	return n
 }
 
 func yesNo(b bool) string {

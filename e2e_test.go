@@ -200,6 +200,7 @@ type env struct {
 	ssh    *sshServer
 	conf   map[string]map[string]string
 	output string
+	path   string // PATH for the run, when not the test's own
 }
 
 func newEnv(t *testing.T) *env {
@@ -250,6 +251,9 @@ func (e *env) run(args ...string) int {
 	conf := e.writeConf()
 	cmd := exec.Command(filepath.Join(binDir, "archive"), append([]string{"-c", conf}, args...)...)
 	cmd.Dir = "/"
+	if e.path != "" {
+		cmd.Env = append(os.Environ(), "PATH="+e.path)
+	}
 	out, err := cmd.CombinedOutput()
 	e.output = string(out)
 	e.t.Logf("archive %s:\n%s", strings.Join(args, " "), out)
@@ -352,7 +356,7 @@ func TestRunArchivesSkipsUnchangedAndArchivesChangedDump(t *testing.T) {
 	e.wantLine(`WARNING check=changed cause="the dump is the same`)
 	e.wantLine(`SKIPPED check=transfer`)
 	e.wantLine(`RESULT WARNING exit=3`)
-	if names := e.ssh.remoteNames(t); strings.Join(names, ",") != "20262811.tgz" {
+	if names := e.ssh.remoteNames(t); strings.Join(names, ",") != "20262811.tgz,20262811.tgz.sha256" {
 		t.Fatalf("an unchanged dump uploaded something: %v", names)
 	}
 
@@ -380,7 +384,7 @@ func TestRunPrunesByNameDateAndKeepsKeepMin(t *testing.T) {
 	e.wantExit(e.run("--date", "2026-11-08"), exitOK)
 	// Kept: today's, and the next two newest (keep_min 3), although older than keep_days.
 	got := strings.Join(e.ssh.remoteNames(t), ",")
-	want := "20260920.tgz,20261001.tgz,20261108.tgz,20261301.tgz,backup-20260101.tgz,notes.txt"
+	want := "20260920.tgz,20261001.tgz,20261108.tgz,20261108.tgz.sha256,20261301.tgz,backup-20260101.tgz,notes.txt"
 	if got != want {
 		t.Fatalf("after prune the server holds %s, want %s", got, want)
 	}
@@ -392,7 +396,7 @@ func TestRunPrunesByNameDateAndKeepsKeepMin(t *testing.T) {
 	e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("later")}))
 	e.wantExit(e.run("--date", "2026-12-18"), exitOK)
 	got = strings.Join(e.ssh.remoteNames(t), ",")
-	want = "20261001.tgz,20261108.tgz,20261218.tgz,20261301.tgz,backup-20260101.tgz,notes.txt"
+	want = "20261001.tgz,20261108.tgz,20261108.tgz.sha256,20261218.tgz,20261218.tgz.sha256,20261301.tgz,backup-20260101.tgz,notes.txt"
 	if got != want {
 		t.Fatalf("after the second prune the server holds %s, want %s", got, want)
 	}
@@ -412,10 +416,11 @@ func TestRunHistoryNoKeepsOnlyTheNewest(t *testing.T) {
 	e.wantExit(e.run("--date", "2026-11-01"), exitOK)
 	e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("next")}))
 	e.wantExit(e.run("--date", "2026-11-02"), exitOK)
-	if got := strings.Join(e.ssh.remoteNames(t), ","); got != "20260211.tgz" {
+	if got := strings.Join(e.ssh.remoteNames(t), ","); got != "20260211.tgz,20260211.tgz.sha256" {
 		t.Fatalf("history = no left %s", got)
 	}
 	e.wantLine(`INFO check=prune deleted=20260111.tgz .*reason="history = no keeps only the newest"`)
+	e.wantLine(`INFO check=prune deleted=20260111.tgz.sha256 reason="the checksum file of 20260111.tgz"`)
 }
 
 // Each of the seven checks failing once: its exit code, a FAILED line naming it, the state left
@@ -526,7 +531,7 @@ func TestRunRecoversFromAKilledRunsLeftovers(t *testing.T) {
 	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
 	e.wantLine(`INFO check=cleanup removed=.*run-deadbeef reason="left by an interrupted run"`)
 	e.wantLine(`INFO check=transfer removed=.20262811.tgz.part`)
-	if got := strings.Join(e.ssh.remoteNames(t), ","); got != "20262811.tgz" {
+	if got := strings.Join(e.ssh.remoteNames(t), ","); got != "20262811.tgz,20262811.tgz.sha256" {
 		t.Fatalf("server holds %s", got)
 	}
 	e.workClean()

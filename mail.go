@@ -33,18 +33,28 @@ func report(conf *Conf, log *logger, code int, start time.Time) int {
 		return mailFailed(code)
 	}
 	defer os.RemoveAll(dir)
-
-	body := filepath.Join(dir, "body.txt")
-	os.WriteFile(body, []byte(summary(log, outcome, code, start)), 0o600)
-	env := []string{"ARCHIVE_MAIL_TO=" + m.To, "ARCHIVE_MAIL_FROM=" + m.From, "ARCHIVE_MAIL_SUBJECT=" + subject(conf, log, outcome),
-		"ARCHIVE_MAIL_BODY_FILE=" + body, "ARCHIVE_MAIL_TRANSPORT=" + m.Transport, "ARCHIVE_MAIL_TIMEOUT=" + secs(m.Timeout),
-		"ARCHIVE_MAIL_WORK_DIR=" + dir, "ARCHIVE_MAIL_STARTTLS=" + yesNo(m.StartTLS)}
+	attach := ""
 	if m.AttachLog == "always" || (m.AttachLog == "failure" && outcome != "SUCCESS") {
-		attach := filepath.Join(dir, "archive-"+log.runID+".log")
+		attach = filepath.Join(dir, "archive-"+log.runID+".log")
 		os.WriteFile(attach, []byte(strings.Join(log.lines, "\n")+"\n"), 0o600)
-		env = append(env, "ARCHIVE_MAIL_ATTACH="+attach)
 	}
-	for k, v := range map[string]string{"SMTP_HOST": m.Host, "SMTP_USER": m.User, "SMTP_PASSWORD_FILE": m.PasswordFile, "CA_FILE": m.CAFile} {
+	if f := sendMail(conf, dir, subject(conf, log, outcome), summary(log, outcome, code, start), attach); f != nil {
+		log.failed("mail", kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint), kv("rerun", f.rerun))
+		return mailFailed(code)
+	}
+	log.ok("mail", kv("to", m.To), kv("transport", m.Transport))
+	return code
+}
+
+// sendMail sends one message with steps/mail.sh; dir is a private folder for its files.
+func sendMail(conf *Conf, dir, subj, body, attach string) *failure {
+	m := conf.Mail
+	bodyFile := filepath.Join(dir, "body.txt")
+	os.WriteFile(bodyFile, []byte(body), 0o600)
+	env := []string{"ARCHIVE_MAIL_TO=" + m.To, "ARCHIVE_MAIL_FROM=" + m.From, "ARCHIVE_MAIL_SUBJECT=" + subj,
+		"ARCHIVE_MAIL_BODY_FILE=" + bodyFile, "ARCHIVE_MAIL_TRANSPORT=" + m.Transport, "ARCHIVE_MAIL_TIMEOUT=" + secs(m.Timeout),
+		"ARCHIVE_MAIL_WORK_DIR=" + dir, "ARCHIVE_MAIL_STARTTLS=" + yesNo(m.StartTLS)}
+	for k, v := range map[string]string{"ATTACH": attach, "SMTP_HOST": m.Host, "SMTP_USER": m.User, "SMTP_PASSWORD_FILE": m.PasswordFile, "CA_FILE": m.CAFile} {
 		if v != "" {
 			env = append(env, "ARCHIVE_MAIL_"+k+"="+v)
 		}
@@ -54,14 +64,10 @@ func report(conf *Conf, log *logger, code int, start time.Time) int {
 	}
 	rn := &runner{stepsDir: stepsDir(), tmpDir: dir}
 	s := step{check: "mail", script: "mail.sh", env: env, timeout: m.Timeout + 15*time.Second, causes: mailCauses}
-	res := rn.run(context.Background(), s)
-	if res.code != 0 || res.err != nil {
-		f := rn.explain(s, res, code)
-		log.failed("mail", kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint), kv("rerun", f.rerun))
-		return mailFailed(code)
+	if res := rn.run(context.Background(), s); res.code != 0 || res.err != nil {
+		return rn.explain(s, res, exitFailure)
 	}
-	log.ok("mail", kv("to", m.To), kv("transport", m.Transport))
-	return code
+	return nil
 }
 
 func mailFailed(code int) int {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ type state struct {
 	Date          string // the run's day, YYYY-MM-DD
 	Name          string // the archive's name
 	ArchiveSHA256 string // of the .tgz as uploaded
+	Changed       string // the day the dump last changed, YYYY-MM-DD
 }
 
 var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -50,24 +52,35 @@ func readState(dir string) (state, error) {
 			s.Name = v
 		case "archive_sha256":
 			s.ArchiveSHA256 = v
+		case "changed":
+			s.Changed = v
 		}
 	}
 	if !hexSum.MatchString(s.SHA256) {
 		return state{}, fmt.Errorf("state file %q is corrupt: no valid sha256= line", path)
 	}
+	if s.Changed == "" {
+		s.Changed = s.Date
+	}
 	return s, nil
 }
 
-// writeState replaces the state file atomically: write, fsync, rename, fsync the folder.
+// writeState replaces the state file atomically.
 func writeState(dir string, s state) error {
-	path := filepath.Join(dir, stateFile)
+	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\nchanged=%s\n",
+		s.SHA256, s.Date, s.Name, s.ArchiveSHA256, s.Changed)
+	return writeFileAtomic(dir, stateFile, []byte(body))
+}
+
+// writeFileAtomic replaces dir/name: write a temporary file, fsync, rename, fsync the folder.
+func writeFileAtomic(dir, name string, body []byte) error {
+	path := filepath.Join(dir, name)
 	tmp := path + ".tmp"
-	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\n", s.SHA256, s.Date, s.Name, s.ArchiveSHA256)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("cannot write state file %q: %v", tmp, plainErr(err))
+		return fmt.Errorf("cannot write %q: %v", tmp, plainErr(err))
 	}
-	_, err = f.WriteString(body)
+	_, err = f.Write(body)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -79,7 +92,7 @@ func writeState(dir string, s state) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("cannot write state file %q: %v", path, plainErr(err))
+		return fmt.Errorf("cannot write %q: %v", path, plainErr(err))
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
@@ -158,4 +171,34 @@ func (w *workDir) remove(log *logger) {
 	if err := os.RemoveAll(w.dir); err != nil {
 		log.warning("cleanup", kv("cause", fmt.Sprintf("cannot remove %q: %v", w.dir, plainErr(err))))
 	}
+}
+
+// The sha256 of every archive uploaded, as sha256sum writes them, so that restore can prove an
+// archive intact even if the server's own NAME.sha256 beside it were altered with it.
+const recordsFile = "archives.sha256"
+
+func readRecords(dir string) map[string]string {
+	recs := map[string]string{}
+	data, _ := os.ReadFile(filepath.Join(dir, recordsFile))
+	for _, l := range strings.Split(string(data), "\n") {
+		if sum, name, ok := strings.Cut(l, "  "); ok && hexSum.MatchString(sum) {
+			recs[name] = sum
+		}
+	}
+	return recs
+}
+
+func addRecord(dir, name, sum string) error {
+	recs := readRecords(dir)
+	recs[name] = sum
+	names := make([]string, 0, len(recs))
+	for n := range recs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s  %s\n", recs[n], n)
+	}
+	return writeFileAtomic(dir, recordsFile, []byte(b.String()))
 }

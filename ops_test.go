@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckPassesOnAGoodSetupAndTouchesTheServer(t *testing.T) {
+	e := newEnv(t)
+	e.wantExit(e.run("check"), exitOK)
+	for _, l := range []string{`OK +conf `, `OK +tool curl +/`, `OK +work_dir `, `OK +source +https://.*HTTP 200, TLS verified`,
+		`OK +destination +login to sftp://`, `OK +write probe +wrote \.archive-check-probe-\S+\.part, verified, renamed to archive-check-probe-\S+, deleted`, `OK +retention +0 archives`, `all OK`} {
+		e.wantLine(l)
+	}
+	if names := e.ssh.remoteNames(t); len(names) != 0 {
+		t.Fatalf("check left %v on the server", names)
+	}
+}
+
+func TestCheckNamesTheCauseOfEachBrokenPiece(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(e *env)
+		line  string
+	}{
+		{"bad key", func(e *env) {
+			key := filepath.Join(e.dir, "other_key")
+			exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).Run()
+			e.conf["destination"]["identity_file"] = key
+		}, `FAILED +destination +the archive server refused the login`},
+		{"unwritable path", func(e *env) {
+			ro := filepath.Join(e.ssh.env["DEST"], "readonly")
+			os.Mkdir(ro, 0o755)
+			e.conf["destination"]["path"] = ro
+		}, `FAILED +write probe +permission denied on the archive server`},
+		{"unreachable url", func(e *env) { e.conf["source"]["url"] = "https://127.0.0.1:" + closedPort(t) + "/d.zip" },
+			`FAILED +source +cannot connect to the source server`},
+		{"missing tool", func(e *env) { e.conf["archive"]["compressor"] = "pigz"; e.path = "/nonexistent:/usr/bin:/bin" },
+			``},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tc.setup(e)
+			if tc.line == "" {
+				t.Skip("needs a machine without pigz; covered by toolsNeeded's table")
+			}
+			e.wantExit(e.run("check"), exitFailure)
+			e.wantLine(tc.line)
+			e.wantLine(`item\(s\) FAILED`)
+		})
+	}
+}
+
+func TestListMarksThePruneCandidates(t *testing.T) {
+	e := newEnv(t)
+	e.conf["archive"]["name_format"] = "%Y%m%d"
+	e.conf["retention"]["keep_min"] = "2"
+	dest := e.ssh.env["DEST"]
+	for _, n := range []string{"20260101.tgz", "20261101.tgz", "20261120.tgz", "readme.txt"} {
+		os.WriteFile(filepath.Join(dest, n), []byte("x"), 0o644)
+	}
+	e.wantExit(e.run("list", "--date", "2026-11-28"), exitOK)
+	e.wantLine(`^20260101.tgz +2026-01-01 .*DELETE .*: 331 days old, past keep_days = 30`)
+	e.wantLine(`^20261101.tgz +2026-11-01 .*keep .*: among the 2 newest`)
+	e.wantLine(`^readme.txt .*ignored: not a name that name_format "%Y%m%d" makes`)
+}
+
+func TestRestoreRoundTripsAndRefusesATamperedArchive(t *testing.T) {
+	e := newEnv(t)
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	out := filepath.Join(e.dir, "restored")
+	e.wantExit(e.run("restore", "--latest", "--to", out), exitOK)
+	e.wantLine(`^restored .*/restored/dump.sql from sftp://`)
+	got, _ := os.ReadFile(filepath.Join(out, "dump.sql"))
+	if string(got) != dump("first") {
+		t.Fatal("the restored dump differs from the published one")
+	}
+
+	// From a fresh machine: no local record, the sidecar on the server is the reference.
+	os.Remove(filepath.Join(e.dir, "state", recordsFile))
+	e.wantExit(e.run("restore", "20262811.tgz", "--to", filepath.Join(e.dir, "fresh")), exitOK)
+	e.wantLine(`matches 20262811.tgz.sha256 on the server`)
+
+	// The archive altered on the server: a loud failure, nothing extracted.
+	tgz := filepath.Join(e.ssh.env["DEST"], "20262811.tgz")
+	data, _ := os.ReadFile(tgz)
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(tgz, data, 0o644)
+	e.wantExit(e.run("restore", "20262811.tgz", "--to", filepath.Join(e.dir, "bad")), exitFailure)
+	e.wantLine(`restore FAILED: 20262811.tgz: the archive is not the one uploaded`)
+	if _, err := os.Stat(filepath.Join(e.dir, "bad", "dump.sql")); err == nil {
+		t.Fatal("a tampered archive was extracted")
+	}
+}
+
+func TestDryRunChangesNothingOnTheServerOrInTheState(t *testing.T) {
+	e := newEnv(t)
+	e.conf["archive"]["name_format"] = "%Y%m%d"
+	e.conf["retention"]["keep_min"] = "1"
+	old := filepath.Join(e.ssh.env["DEST"], "20250101.tgz")
+	os.WriteFile(old, []byte("x"), 0o644)
+	e.wantExit(e.run("run", "--dry-run", "--date", "2026-11-28"), exitOK)
+	e.wantLine(`INFO check=transfer would_upload=sftp://.*/20261128.tgz`)
+	e.wantLine(`INFO check=prune would_delete=20250101.tgz`)
+	if names := strings.Join(e.ssh.remoteNames(t), ","); names != "20250101.tgz" {
+		t.Fatalf("a dry run changed the server: %s", names)
+	}
+	if _, err := os.Stat(e.statePath()); err == nil {
+		t.Fatal("a dry run wrote the state")
+	}
+	e.workClean()
+}
+
+func TestStatusTellsTheLastRunAndLastRunJSONHasNoSecret(t *testing.T) {
+	e := newEnv(t)
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	e.wantExit(e.run("status", "--date", "2026-11-30"), exitOK)
+	e.wantLine(`^last run .*SUCCESS, exit 0`)
+	e.wantLine(`^last new dump 2026-11-28 \(2 days ago\), archived as 20262811.tgz`)
+	var lr lastRun
+	data, _ := os.ReadFile(filepath.Join(e.dir, "state", lastRunFile))
+	if err := json.Unmarshal(data, &lr); err != nil || lr.Archive != "20262811.tgz" || len(lr.Checks) < 7 {
+		t.Fatalf("last-run.json: %v %+v", err, lr)
+	}
+}
+
+func TestUnchangedForMaxUnchangedDaysBecomesAFailure(t *testing.T) {
+	e := newEnv(t)
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	e.wantExit(e.run("--date", "2026-11-30"), exitWarning)
+	e.wantExit(e.run("--date", "2026-12-01"), exitChanged)
+	e.wantLine(`FAILED check=changed cause="the dump has not changed for 3 days \(since 2026-11-28\): the source looks stuck" .*key="\[archive\] max_unchanged_days"`)
+}
