@@ -4,7 +4,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 SHELL_FILES = steps/*.sh testdata/*.sh testdata/servers/*.sh .ci/run
 
-.PHONY: help build test lint demo clean
+RUN_AS ?= archive
+CRON_TIME ?= 30 2 * * *
+BINDIR = $(PREFIX)/bin
+LIBDIR = $(PREFIX)/lib/archive
+SHAREDIR = $(PREFIX)/share/archive
+
+.PHONY: help build test lint demo clean install uninstall
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,3 +32,77 @@ demo: ## the whole job on a local HTTPS source and a local sshd (installs missin
 
 clean: ## remove build outputs
 	rm -rf archive build
+
+# The files install writes besides the program. Kept here, so that the Makefile is the one place
+# that knows the installed paths.
+define CRON_FILE
+# /etc/cron.d/archive: the nightly dump archive (written by make install).
+# The log goes to [log] file. archive writes on standard error only when it cannot start (a conf
+# it cannot read or parse, a log it cannot open): that alone reaches cron's mail.
+SHELL=/bin/sh
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# minute hour day-of-month month day-of-week  user  command
+$(CRON_TIME)  $(RUN_AS)  $(BINDIR)/archive -c /etc/archive/archive.conf >/dev/null
+endef
+
+define LOGROTATE_FILE
+/var/log/archive/*.log {
+	monthly
+	rotate 24
+	compress
+	delaycompress
+	missingok
+	notifempty
+	create 0640 $(RUN_AS) $(RUN_AS)
+}
+endef
+
+define SERVICE_FILE
+[Unit]
+Description=archive: fetch, check and archive the nightly database dump
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+User=$(RUN_AS)
+ExecStart=$(BINDIR)/archive -c /etc/archive/archive.conf
+# 3 is a warning (an unchanged dump): reported by the log and the mail, not a failed unit.
+SuccessExitStatus=3
+StandardOutput=null
+endef
+
+define TIMER_FILE
+[Unit]
+Description=Run archive every night
+
+[Timer]
+OnCalendar=*-*-* 02:30:00
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+endef
+export CRON_FILE LOGROTATE_FILE SERVICE_FILE TIMER_FILE
+
+install: build ## install under DESTDIR/PREFIX: program, steps, conf (kept if present), cron.d, logrotate
+	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/steps $(DESTDIR)$(SHAREDIR)/systemd $(DESTDIR)/etc/cron.d $(DESTDIR)/etc/logrotate.d
+	install -m 755 archive $(DESTDIR)$(BINDIR)/archive
+	install -m 755 steps/*.sh $(DESTDIR)$(LIBDIR)/steps/
+	install -d -m 750 $(DESTDIR)/etc/archive
+	test -e $(DESTDIR)/etc/archive/archive.conf || install -m 600 archive.conf $(DESTDIR)/etc/archive/archive.conf
+	install -d -m 700 $(DESTDIR)/var/lib/archive
+	install -d -m 750 $(DESTDIR)/var/log/archive
+	printf '%s\n' "$$CRON_FILE" > $(DESTDIR)/etc/cron.d/archive && chmod 644 $(DESTDIR)/etc/cron.d/archive
+	printf '%s\n' "$$LOGROTATE_FILE" > $(DESTDIR)/etc/logrotate.d/archive && chmod 644 $(DESTDIR)/etc/logrotate.d/archive
+	printf '%s\n' "$$SERVICE_FILE" > $(DESTDIR)$(SHAREDIR)/systemd/archive.service
+	printf '%s\n' "$$TIMER_FILE" > $(DESTDIR)$(SHAREDIR)/systemd/archive.timer
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  id -u $(RUN_AS) >/dev/null 2>&1 || useradd --system --home-dir /var/lib/archive --shell /usr/sbin/nologin $(RUN_AS); \
+	  chown $(RUN_AS): /etc/archive /etc/archive/archive.conf /var/lib/archive /var/log/archive; \
+	  echo "installed; edit /etc/archive/archive.conf, then run: sudo -u $(RUN_AS) $(BINDIR)/archive check"; \
+	fi
+
+uninstall: ## remove what install put (not the conf, the state, the log or the archives)
+	rm -f $(DESTDIR)$(BINDIR)/archive $(DESTDIR)/etc/cron.d/archive $(DESTDIR)/etc/logrotate.d/archive
+	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)

@@ -168,8 +168,15 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 		return log.result(code, start)
 	}
 	if confErr != nil {
+		// Also on stderr: under cron, a run that cannot even start must reach cron's mail.
+		if log.file != nil {
+			fmt.Fprintf(os.Stderr, "archive: the conf %q has problems; nothing was done:\n", confPath)
+		}
 		for _, e := range flatten(confErr) {
 			log.failed("conf", kv("cause", e), kv("hint", "fix the conf; archive.conf documents every key with its default"))
+			if log.file != nil {
+				fmt.Fprintln(os.Stderr, "  "+e)
+			}
 		}
 		return finish(exitUsage)
 	}
