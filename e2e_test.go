@@ -229,7 +229,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) writeConf() string {
 	var b strings.Builder
-	for _, sec := range []string{"source", "archive", "destination", "retention", "log", "mail"} {
+	for _, sec := range []string{"source", "archive", "destination", "retention", "log", "mail", "monitor"} {
 		if e.conf[sec] == nil {
 			continue
 		}

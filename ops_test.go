@@ -2,6 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,4 +139,30 @@ func TestUnchangedForMaxUnchangedDaysBecomesAFailure(t *testing.T) {
 	e.wantExit(e.run("--date", "2026-11-30"), exitWarning)
 	e.wantExit(e.run("--date", "2026-12-01"), exitChanged)
 	e.wantLine(`FAILED check=changed cause="the dump has not changed for 3 days \(since 2026-11-28\): the source looks stuck" .*key="\[archive\] max_unchanged_days"`)
+}
+
+func TestMonitorPingsStartThenSuccessOrFail(t *testing.T) {
+	e := newEnv(t)
+	var got []string
+	var mu sync.Mutex
+	mon := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Path)
+		mu.Unlock()
+	}))
+	defer mon.Close()
+	ca := filepath.Join(e.dir, "monitor-ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mon.Certificate().Raw}), 0o644)
+	e.conf["monitor"] = map[string]string{"ping_url": mon.URL + "/ping/secret-token", "ca_file": ca}
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	e.src.mode.Store("404")
+	e.wantExit(e.run("--date", "2026-11-29"), exitURL)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "/ping/secret-token/start,/ping/secret-token,/ping/secret-token/start,/ping/secret-token/fail"; strings.Join(got, ",") != want {
+		t.Fatalf("pings %v, want %s", got, want)
+	}
+	if strings.Contains(e.output, "secret-token") {
+		t.Fatal("the ping URL's token is in the log")
+	}
 }
