@@ -5,11 +5,11 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
