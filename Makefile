@@ -21,6 +21,7 @@ build: ## build ./archive (it finds its steps in ./steps)
 test: lint ## lint, then every test against real local servers (CI=true: a missing server fails)
 	$(GO) test -count=1 $(TESTFLAGS) ./...
 	bash testdata/mail_test.sh
+	bash testdata/dest_test.sh
 
 lint: ## gofmt, go vet, shellcheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }

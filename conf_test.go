@@ -140,7 +140,8 @@ func TestLoadConfWarnsAboutReadableSecrets(t *testing.T) {
 // Every code a cause table explains is documented in its script's header, where an operator
 // running the step by hand reads it.
 func TestStepExitCodesAreExplainedAndDocumented(t *testing.T) {
-	for script, table := range map[string]map[int]cause{"fetch.sh": fetchCauses, "unpack.sh": unpackCauses, "pack.sh": packCauses, "dest-sftp.sh": destCauses} {
+	for script, table := range map[string]map[int]cause{"fetch.sh": fetchCauses, "unpack.sh": unpackCauses, "pack.sh": packCauses,
+		"dest-sftp.sh": destCauses, "dest-ftps.sh": destCauses, "dest-webdav.sh": destCauses, "dest-smb.sh": destCauses, "dest-nfs.sh": destCauses, "mail.sh": mailCauses} {
 		data, err := os.ReadFile(filepath.Join("steps", script))
 		if err != nil {
 			t.Fatal(err)

@@ -54,8 +54,8 @@ var packCauses = map[int]cause{
 // the same codes.
 var destCauses = map[int]cause{
 	20: {"cannot reach the archive server (refused or unreachable)", "[destination] host", "check host and port, that the server runs, and any firewall"},
-	21: {"the archive server is not trusted (host key unknown or changed, or TLS certificate not trusted)", "[destination] known_hosts", "if the server was reinstalled, verify its new key with its administrator, then update known_hosts"},
-	22: {"the archive server refused the login", "[destination] user", "check user and the key or password file; the key must be in the server's authorized_keys"},
+	21: {"the archive server is not trusted (host key unknown or changed, or TLS certificate not trusted)", "[destination] known_hosts", "sftp: if the server was reinstalled, verify its new key with its administrator, then update known_hosts; ftps, webdav: set ca_file to the CA that signed the server's certificate"},
+	22: {"the archive server refused the login", "[destination] user", "check user and the key or password_file; an SSH key must be in the server's authorized_keys"},
 	23: {"the folder does not exist on the archive server", "[destination] path", "create the folder on the server or fix path"},
 	24: {"permission denied on the archive server", "[destination] path", "the user must be allowed to write, rename and delete in path"},
 	25: {"the archive server has no space left", "[destination] path", "free space on the server or shorten [retention] keep_days"},
@@ -63,6 +63,8 @@ var destCauses = map[int]cause{
 	27: {"the copy on the archive server differs from the local archive", "[destination] path", "check the server's disk; the next run retries"},
 	28: {"the archive server did not answer in time", "[destination] timeout", "check the network, or raise timeout / transfer_timeout"},
 	29: {"the file is not on the archive server", "[destination] path", "someone may have removed it"},
+	30: {"the NFS folder is not a mount point: the share is not mounted", "[destination] path", "mount the export (see /etc/fstab); set require_mount = no only for a local folder"},
+	31: {"the FTP server does not offer TLS", "[destination] host", "enable explicit TLS (AUTH TLS) on the server; archive never sends a password in clear"},
 }
 
 // Causes every script shares.

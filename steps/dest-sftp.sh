@@ -25,7 +25,9 @@
 #   20 host unreachable or refused        27 verification failed (checksum or size differs)
 #   21 host key or certificate not trusted 28 timed out
 #   22 login refused (user, key, password) 29 no such file on the server
-#   23 the folder (or share) is missing   127 a required tool is missing
+#   23 the folder (or share) is missing   30 not a mount point (nfs only)
+#                                         31 the server does not offer TLS (ftps only)
+#                                         127 a required tool is missing
 set -euo pipefail
 umask 077
 
@@ -45,6 +47,8 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 # Codes 23-29 from a remote command are our own; rsync's own codes overlap them, so not for rsync.
 fail() {
   local rc=$1 msg what=$3
+  # sshd's own notice for a user without a home folder is no cause: leave it out.
+  sed -i '/^Could not chdir to home directory/d' "$2"
   msg=$(grep -v '^$' "$2" | tail -n 1 || true)
   [[ -n $msg ]] && printf '%s\n' "$msg" >&2
   if [[ ${4:-} != rsync ]]; then
@@ -157,7 +161,14 @@ CFG
       ;;
     get)
       [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      rsync --secluded-args --timeout="$t" -e "ssh -F $tmp/ssh_config" -- "archive-dest:$dir/$2" "$3" 2>"$err" || fail "$?" "$err" "download" rsync
+      rsync --secluded-args --timeout="$t" -e "ssh -F $tmp/ssh_config" -- "archive-dest:$dir/$2" "$3" 2>"$err" || rc=$?
+      if [[ $rc != 0 ]]; then
+        mv -- "$err" "$tmp/get.err"
+        local grc=0
+        remote "[ -f $(q "$2") ] || exit 29" || grc=$?
+        [[ $grc == 23 || $grc == 29 ]] && die "$grc" "download: $(remote_cause "$grc")"
+        fail "$rc" "$tmp/get.err" "download" rsync
+      fi
       ;;
     *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
   esac

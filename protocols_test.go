@@ -1,0 +1,175 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The same scenarios against every destination protocol, each with its real server on loopback.
+
+// destServer is an archive server for one protocol: the [destination] keys that reach it, and
+// the local folder behind it where the test looks at what arrived.
+type destServer struct {
+	conf  map[string]string
+	dir   string // the folder the archives land in
+	owner int    // the uid files in dir must have, so that the server may delete them
+}
+
+var protocolServers = map[string]struct {
+	script string
+	tools  []string
+}{
+	"ftps":   {"vsftpd.sh", []string{"vsftpd", "curl"}},
+	"webdav": {"webdav.sh", []string{"nginx", "curl"}},
+	"smb":    {"smbd.sh", []string{"smbd", "smbclient"}},
+}
+
+func startDest(t *testing.T, e *env, proto string) destServer {
+	t.Helper()
+	switch proto {
+	case "sftp":
+		return destServer{conf: e.conf["destination"], dir: e.ssh.env["DEST"], owner: uidOf(t, e.ssh.env["DEST"])}
+	case "nfs":
+		dir := filepath.Join(e.dir, "nfs")
+		os.Mkdir(dir, 0o755)
+		return destServer{conf: map[string]string{"protocol": "nfs", "path": dir, "require_mount": "no"}, dir: dir}
+	}
+	srv := protocolServers[proto]
+	need(t, srv.tools...)
+	dir := filepath.Join(e.dir, proto)
+	if out, err := exec.Command("bash", "testdata/servers/"+srv.script, "start", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cannot start %s: %v\n%s", srv.script, err, out)
+	}
+	t.Cleanup(func() { exec.Command("bash", "testdata/servers/"+srv.script, "stop", dir).Run() })
+	env := readEnvFile(t, filepath.Join(dir, "env"))
+	c := map[string]string{"protocol": proto, "user": env["USER"], "password_file": env["PASSWORD_FILE"], "timeout": "10"}
+	switch proto {
+	case "ftps":
+		c["host"], c["port"], c["path"], c["ca_file"] = "127.0.0.1", env["PORT"], env["FOLDER"], env["CA_FILE"]
+	case "webdav":
+		c["url"], c["ca_file"] = env["URL"], env["CA_FILE"]
+	case "smb":
+		c["host"], c["port"], c["share"], c["path"] = "127.0.0.1", env["PORT"], env["SHARE"], env["FOLDER"]
+	}
+	return destServer{conf: c, dir: env["DEST"], owner: uidOf(t, env["DEST"])}
+}
+
+func (d destServer) names(t *testing.T) string {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+func (d destServer) plant(t *testing.T, names ...string) {
+	for _, n := range names {
+		p := filepath.Join(d.dir, n)
+		os.WriteFile(p, []byte("old archive"), 0o644)
+		os.Chown(p, d.owner, -1)
+	}
+}
+
+var allProtocols = []string{"sftp", "ftps", "webdav", "smb", "nfs"}
+
+func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
+	for _, proto := range allProtocols {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t)
+			d := startDest(t, e, proto)
+			e.conf["destination"] = d.conf
+			e.conf["archive"]["name_format"] = "%Y%m%d"
+			e.conf["retention"]["keep_min"] = "2"
+			d.plant(t, "20260101.tgz", "20260102.tgz", "20261020.tgz", "readme.txt")
+
+			e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+			e.wantLine(`OK check=connection server=\S+`)
+			e.wantLine(`OK check=transfer remote="?\S.*/20261128.tgz"? .*verified=`)
+			e.wantLine(`INFO check=prune deleted=20260101.tgz date=2026-01-01`)
+			e.wantLine(`INFO check=prune deleted=20260102.tgz`)
+			if got, want := d.names(t), "20261020.tgz,20261128.tgz,20261128.tgz.sha256,readme.txt"; got != want {
+				t.Fatalf("the server holds %s, want %s", got, want)
+			}
+			if _, body := sqlInArchive(t, filepath.Join(d.dir, "20261128.tgz")); body != dump("first") {
+				t.Fatal("the archive on the server does not hold the dump")
+			}
+
+			e.wantExit(e.run("--date", "2026-11-29"), exitWarning)
+			e.wantLine(`SKIPPED check=transfer reason="unchanged dump`)
+
+			// Restore through the protocol, from the sidecar alone.
+			os.Remove(filepath.Join(e.dir, "state", recordsFile))
+			e.wantExit(e.run("restore", "--latest", "--to", filepath.Join(e.dir, "back")), exitOK)
+			if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
+				t.Fatal("restore did not give the dump back")
+			}
+		})
+	}
+}
+
+func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
+	type scenario struct {
+		name  string
+		setup func(e *env, d destServer)
+		exit  int
+		line  string
+	}
+	wrongPassword := func(e *env, d destServer) {
+		p := filepath.Join(e.dir, "wrong-password")
+		os.WriteFile(p, []byte("not the password\n"), 0o600)
+		e.conf["destination"]["password_file"] = p
+	}
+	otherCA := func(e *env, d destServer) {
+		other := filepath.Join(e.dir, "other-ca")
+		exec.Command("testdata/servers/mkcert.sh", other).Run()
+		e.conf["destination"]["ca_file"] = filepath.Join(other, "ca.pem")
+	}
+	missing := func(e *env, d destServer) {
+		if e.conf["destination"]["protocol"] == "webdav" {
+			e.conf["destination"]["url"] = strings.Replace(e.conf["destination"]["url"], "/dav/", "/nodav/", 1)
+		} else {
+			e.conf["destination"]["path"] += "/missing"
+		}
+	}
+	login := `FAILED check=connection cause="the archive server refused the login"`
+	trust := `FAILED check=connection cause="the archive server is not trusted`
+	gone := `FAILED check=connection cause="the folder does not exist on the archive server"`
+	cases := map[string][]scenario{
+		"ftps":   {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"folder missing", missing, exitConnection, gone}},
+		"webdav": {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"collection missing", missing, exitConnection, `FAILED check=connection cause=`}},
+		"smb":    {{"wrong password", wrongPassword, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
+		"nfs": {{"folder missing", missing, exitConnection, gone}, {"not a mount point", func(e *env, d destServer) { e.conf["destination"]["require_mount"] = "yes" },
+			exitConnection, `FAILED check=connection cause="the NFS folder is not a mount point`}},
+	}
+	for _, proto := range []string{"ftps", "webdav", "smb", "nfs"} {
+		for _, sc := range cases[proto] {
+			t.Run(proto+"/"+sc.name, func(t *testing.T) {
+				e := newEnv(t)
+				d := startDest(t, e, proto)
+				e.conf["destination"] = d.conf
+				sc.setup(e, d)
+				e.wantExit(e.run("--date", "2026-11-28"), sc.exit)
+				e.wantLine(sc.line)
+				if _, err := os.Stat(e.statePath()); err == nil {
+					t.Fatal("the state moved on after a failed run")
+				}
+				if strings.Contains(d.names(t), ".tgz") {
+					t.Fatalf("the server holds %s after a failed run", d.names(t))
+				}
+				if pw, err := os.ReadFile(d.conf["password_file"]); err == nil && strings.Contains(e.output, strings.TrimSpace(string(pw))) {
+					t.Fatal("the password is in the log")
+				}
+				e.workClean()
+			})
+		}
+	}
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# dest-smb.sh: the archive server over SMB (a Windows or Samba share; smbclient).
+#
+# Usage: dest-smb.sh check                   log in; the folder exists (writing is put's test)
+#        dest-smb.sh put LOCAL NAME          upload LOCAL as NAME (a temporary name)
+#        dest-smb.sh rename NAME FINAL       rename NAME to FINAL, replacing FINAL
+#        dest-smb.sh verify NAME SHA256 [SIZE]  the remote NAME has SIZE bytes (and that sha256
+#                                            when ARCHIVE_DEST_VERIFY=download; prints size, sha256)
+#        dest-smb.sh list                    one "NAME<TAB>SIZE" line per file in the folder
+#        dest-smb.sh delete NAME             remove NAME
+#        dest-smb.sh get NAME LOCAL          download NAME to LOCAL
+# Inputs (environment):
+#   ARCHIVE_DEST_HOST, ARCHIVE_DEST_USER  required
+#   ARCHIVE_DEST_SHARE                    the share name (required)
+#   ARCHIVE_DEST_PASSWORD_FILE            the password on its first line (required)
+#   ARCHIVE_DEST_PORT                     default 445
+#   ARCHIVE_DEST_PATH                     the folder inside the share ("" or "." for its top)
+#   ARCHIVE_DEST_DOMAIN                   the workgroup or domain of the user (optional)
+#   ARCHIVE_DEST_SMB_PROTOCOL             the protocol, lowest and highest (default SMB3)
+#   ARCHIVE_DEST_TIMEOUT                  seconds for each operation (default 30)
+#   ARCHIVE_DEST_VERIFY                   size (default) or download (get it back, compare sha256)
+# File names must not hold " ; \ / or line breaks (smbclient commands cannot quote them).
+# Exit codes (the same for every dest-*.sh):
+#   0 OK                                  24 permission denied on the server
+#   1 other failure                       25 no space left on the server
+#   2 usage or missing input              26 the transfer was interrupted
+#   20 host unreachable or refused        27 verification failed (checksum or size differs)
+#   21 host key or certificate not trusted 28 timed out
+#   22 login refused (user, key, password) 29 no such file on the server
+#   23 the folder (or share) is missing   30 the folder is not a mount point (nfs)
+#   31 the server does not offer TLS      127 a required tool is missing
+set -euo pipefail
+umask 077
+
+die() {
+  local code=$1
+  shift
+  printf 'dest-smb: %s\n' "$*" >&2
+  exit "$code"
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+name() { [[ -n $1 && $1 != *[\"\;\\/$'\r\n']* ]] || die 2 "bad file name \"$1\" (no \" ; \\ / or line break)"; }
+
+# smb COMMAND [OPTION...]: one smbclient command (its exit code is the last command's only) in the
+# folder, run from $tmp so that local files are plain names. Output in $out, messages in $err.
+smb() {
+  (cd -- "$tmp" && smbclient "//$ARCHIVE_DEST_HOST/$ARCHIVE_DEST_SHARE" "${opts[@]}" "${@:2}" -c "$1") >"$out" 2>"$err"
+}
+
+# fail RC WHAT: turn an smbclient failure into the step's exit code and cause. The statuses of
+# all its lines count: a cut connection may end in a vaguer one (NT_STATUS_INVALID_PARAMETER).
+fail() {
+  local rc=$1 what=$2 msg
+  cat -- "$out" "$err" >"$tmp/all" 2>/dev/null || true
+  msg=$(grep -a 'NT_STATUS_\|failed' "$tmp/all" | tail -n 1 || true)
+  [[ -n $msg ]] || msg=$(grep -av '^\s*$' "$tmp/all" | tail -n 1 || true)
+  [[ -n $msg ]] && printf '%s\n' "$msg" >&2
+  [[ $msg == "protocol negotiation failed"* ]] &&
+    die 1 "$what: the server does not speak ${ARCHIVE_DEST_SMB_PROTOCOL:-SMB3} (ARCHIVE_DEST_SMB_PROTOCOL)"
+  grep -q '^cd .*NT_STATUS_OBJECT_[A-Z]*_NOT_FOUND' "$tmp/all" && die 23 "$what: the folder $dir does not exist in share $ARCHIVE_DEST_SHARE"
+  is 'LOGON_FAILURE\|WRONG_PASSWORD\|ACCOUNT_' && die 22 "$what: login refused for user $ARCHIVE_DEST_USER with the password in $ARCHIVE_DEST_PASSWORD_FILE"
+  is BAD_NETWORK_NAME && die 23 "$what: the share $ARCHIVE_DEST_SHARE does not exist on $ARCHIVE_DEST_HOST"
+  is 'CONNECTION_REFUSED\|HOST_UNREACHABLE\|NETWORK_UNREACHABLE\|BAD_NETWORK_PATH' && die 20 "$what: cannot reach $ARCHIVE_DEST_HOST port $port"
+  is IO_TIMEOUT && die 28 "$what: timed out talking to $ARCHIVE_DEST_HOST"
+  # 141: smbclient killed by SIGPIPE, writing to a connection the server closed.
+  if [[ $rc == 141 ]] || is 'CONNECTION_DISCONNECTED\|CONNECTION_RESET\|CONNECTION_ABORTED\|PIPE_BROKEN'; then
+    die 26 "$what: the connection was cut during the transfer"
+  fi
+  is 'DISK_FULL\|QUOTA_EXCEEDED' && die 25 "$what: no space left on the server"
+  is ACCESS_DENIED && die 24 "$what: permission denied in $dir"
+  is 'OBJECT_NAME_NOT_FOUND\|OBJECT_PATH_NOT_FOUND\|NO_SUCH_FILE' && die 29 "$what: no such file in $dir"
+  die 1 "$what failed (smbclient code $rc)"
+}
+
+is() { grep -q "NT_STATUS_\($1\)" "$tmp/all"; }
+
+# files: the "NAME<TAB>SIZE" lines of an smbclient ls; a line is "  NAME  ATTRS  SIZE  DATE".
+files() {
+  LC_ALL=C awk '/^  .* [A-Z]* +[0-9]+  [A-Z][a-z][a-z] [A-Z][a-z][a-z] [ 0-9][0-9] [0-9:]+ [0-9]+$/ {
+    size = $(NF - 5); attrs = $(NF - 6); line = $0
+    sub(/^  /, "", line); sub(/ +[A-Z]* +[0-9]+  [A-Z][a-z][a-z] [A-Z][a-z][a-z] [ 0-9][0-9] [0-9:]+ [0-9]+$/, "", line)
+    if (attrs !~ /D/) print line "\t" size }' "$out"
+}
+
+main() {
+  local verb=${1:-}
+  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
+  local v
+  for v in ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_SHARE ARCHIVE_DEST_PASSWORD_FILE; do
+    [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"
+  done
+  command -v smbclient >/dev/null || die 127 "smbclient not found; install smbclient"
+  local pw=
+  [[ -r $ARCHIVE_DEST_PASSWORD_FILE ]] || die 22 "cannot read the password file $ARCHIVE_DEST_PASSWORD_FILE"
+  IFS= read -r pw <"$ARCHIVE_DEST_PASSWORD_FILE" || [[ -n $pw ]] || die 22 "the password file $ARCHIVE_DEST_PASSWORD_FILE is empty"
+
+  # Globals, not locals: the EXIT trap and fail run after main has returned or from anywhere.
+  tmp=$(mktemp -d)
+  trap 'rm -rf -- "$tmp"' EXIT
+  out=$tmp/out err=$tmp/err port=${ARCHIVE_DEST_PORT:-445} dir=${ARCHIVE_DEST_PATH:-.}
+  local proto=${ARCHIVE_DEST_SMB_PROTOCOL:-SMB3} mode=${ARCHIVE_DEST_VERIFY:-size} rc=0
+  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
+  # The login goes to smbclient in a file (-A), never on its command line.
+  printf 'username = %s\npassword = %s\n' "$ARCHIVE_DEST_USER" "$pw" >"$tmp/auth"
+  [[ -n ${ARCHIVE_DEST_DOMAIN:-} ]] && printf 'domain = %s\n' "$ARCHIVE_DEST_DOMAIN" >>"$tmp/auth"
+  opts=(-p "$port" -A "$tmp/auth" -m "$proto" --option="client min protocol=$proto" -t "${ARCHIVE_DEST_TIMEOUT:-30}")
+  [[ $dir == . || $dir == ./ ]] || opts+=(-D "$dir")
+
+  case $verb in
+    check)
+      # Log in and enter the folder; writing is put's test, as for every protocol.
+      smb "ls" >/dev/null || fail "$?" "connection"
+      ;;
+    put)
+      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+      name "$3"
+      ln -s -- "$(realpath -- "$2")" "$tmp/local"
+      smb "put local \"$3\"" || rc=$?
+      if [[ $rc != 0 ]]; then
+        mv -- "$out" "$tmp/put.out" && mv -- "$err" "$tmp/put.err"
+        smb "del \"$3\"" || true
+        out=$tmp/put.out err=$tmp/put.err
+        fail "$rc" "upload"
+      fi
+      ;;
+    rename)
+      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
+      name "$2" && name "$3"
+      # -f replaces FINAL in one step (SMB2 and later); a server that refuses: delete, rename.
+      smb "rename \"$2\" \"$3\" -f" || rc=$?
+      if [[ $rc != 0 ]] && grep -q NT_STATUS_OBJECT_NAME_COLLISION "$out" "$err"; then
+        smb "del \"$3\"" || fail "$?" "rename"
+        smb "rename \"$2\" \"$3\"" || fail "$?" "rename"
+      elif [[ $rc != 0 ]]; then
+        fail "$rc" "rename"
+      fi
+      ;;
+    verify)
+      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+      name "$2"
+      [[ $# == 4 || $mode == download ]] || die 2 "verify needs SIZE (SMB cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
+      local size sum=
+      smb "ls \"$2\"" || fail "$?" "verify"
+      size=$(files | cut -f2)
+      if [[ $mode == download ]]; then
+        # -E: smbclient's messages to stderr, the file alone to stdout, through a FIFO to sha256sum.
+        mkfifo "$tmp/fifo"
+        sha256sum <"$tmp/fifo" >"$tmp/sum" &
+        out=$tmp/fifo
+        smb "get \"$2\" -" -E || rc=$?
+        wait "$!" || true
+        out=/dev/null
+        [[ $rc == 0 ]] || fail "$rc" "verify download"
+        sum=$(cut -d' ' -f1 "$tmp/sum")
+        printf 'sha256=%s\n' "$sum"
+      fi
+      printf 'size=%s\n' "$size"
+      [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
+      [[ -z $sum || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
+      ;;
+    list)
+      smb "ls" || fail "$?" "list"
+      files
+      ;;
+    delete)
+      [[ $# == 2 ]] || die 2 "usage: delete NAME"
+      name "$2"
+      smb "del \"$2\"" || fail "$?" "delete"
+      ;;
+    get)
+      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
+      name "$2"
+      out=$(realpath -m -- "$3")
+      : 2>/dev/null >"$out" || die 1 "download: cannot write $3"
+      smb "get \"$2\" -" -E || { rc=$?; rm -f -- "$out"; out=/dev/null; fail "$rc" "download"; }
+      ;;
+    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
+  esac
+}
+
+main "$@"

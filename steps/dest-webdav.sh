@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# dest-webdav.sh: the archive server over WebDAV on HTTPS (curl: PUT, MOVE, PROPFIND, DELETE).
+#
+# Usage: dest-webdav.sh check                log in; the folder exists (created when missing)
+#                                            and is writable
+#        dest-webdav.sh put LOCAL NAME       upload LOCAL as NAME (a temporary name)
+#        dest-webdav.sh rename NAME FINAL    rename NAME to FINAL, replacing FINAL (MOVE)
+#        dest-webdav.sh verify NAME SHA256 [SIZE]  the remote NAME has SIZE bytes (and that sha256
+#                                            when ARCHIVE_DEST_VERIFY=download; prints size, sha256)
+#        dest-webdav.sh list                 one "NAME<TAB>SIZE" line per file in the folder
+#        dest-webdav.sh delete NAME          remove NAME
+#        dest-webdav.sh get NAME LOCAL       download NAME to LOCAL
+# Inputs (environment):
+#   ARCHIVE_DEST_URL                      the folder (collection), required, for example
+#                                         https://dav.example.org/dav/archives/ (https only)
+#   ARCHIVE_DEST_USER                     required (basic authentication)
+#   ARCHIVE_DEST_PASSWORD_FILE            the password on its first line (required)
+#   ARCHIVE_DEST_CA_FILE                  the CA that signed the server's certificate when it is
+#                                         not a public one (the certificate is always verified)
+#   ARCHIVE_DEST_TIMEOUT                  seconds to connect and without progress (default 30)
+#   ARCHIVE_DEST_VERIFY                   size (default) or download (get it back, compare sha256)
+# nginx's dav-ext leaves names starting with "." out of PROPFIND, so "list" cannot show them.
+# Exit codes (the same for every dest-*.sh):
+#   0 OK                                  24 permission denied on the server
+#   1 other failure                       25 no space left on the server
+#   2 usage or missing input              26 the transfer was interrupted
+#   20 host unreachable or refused        27 verification failed (checksum or size differs)
+#   21 host key or certificate not trusted 28 timed out
+#   22 login refused (user, key, password) 29 no such file on the server
+#   23 the folder (or share) is missing   30 the folder is not a mount point (nfs)
+#   31 the server does not offer TLS      127 a required tool is missing
+set -euo pipefail
+umask 077
+
+die() {
+  local code=$1
+  shift
+  printf 'dest-webdav: %s\n' "$*" >&2
+  exit "$code"
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+# enc NAME: percent-encode a file name for the URL.
+enc() {
+  local LC_ALL=C s=$1 i c out=
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    case $c in [A-Za-z0-9._~-]) out+=$c ;; *) printf -v c '%%%02X' "'$c" && out+=$c ;; esac
+  done
+  printf '%s' "$out"
+}
+
+name() { [[ -n $1 && $1 != */* && $1 != *[$'\r\n']* ]] || die 2 "bad file name \"$1\""; }
+
+# http CURL_ARGS...: one request with the login read from stdin (never in argv). Returns 0 on a
+# 2xx answer, else 1 with $crc (curl's code) and $code (the HTTP status) set for fail.
+http() {
+  crc=0
+  : >"$tmp/hdr"
+  curl "${opts[@]}" -K - -D "$tmp/hdr" "$@" <<<"$login" 2>"$err" || crc=$?
+  code=$(awk '/^HTTP\// { c = $2 } END { print c }' "$tmp/hdr" 2>/dev/null || true)
+  [[ $crc == 0 && $code == 2?? ]]
+}
+
+# fail WHAT MISSING: the cause of the last failed request; MISSING is the code for a 404 answer.
+fail() {
+  local what=$1 msg
+  msg=$(grep '^curl: (' "$err" | tail -n 1 || true)
+  [[ $crc == 0 ]] && msg=$(grep -a '^HTTP/' "$tmp/hdr" | tail -n 1 | tr -d '\r' || true)
+  [[ -n $msg ]] && printf '%s\n' "$msg" >&2
+  case $crc in
+    0) ;;
+    6 | 7) die 20 "$what: cannot reach $hostport" ;;
+    51 | 58 | 60 | 77 | 83) die 21 "$what: the server's certificate is not trusted${ARCHIVE_DEST_CA_FILE:+ by the CA in $ARCHIVE_DEST_CA_FILE}" ;;
+    35) die 1 "$what: the TLS handshake with $hostport failed" ;;
+    28) die 28 "$what: timed out talking to $hostport" ;;
+    18 | 52 | 55 | 56 | 92) die 26 "$what: the connection was cut during the transfer" ;;
+    *) die 1 "$what failed (curl code $crc)" ;;
+  esac
+  case $code in
+    401) die 22 "$what: login refused for user $ARCHIVE_DEST_USER with the password in $ARCHIVE_DEST_PASSWORD_FILE" ;;
+    403) die 24 "$what: permission denied in $base" ;;
+    404) [[ $2 == 29 ]] && die 29 "$what: no such file in $base" ;;&
+    404 | 409) die 23 "$what: the folder $base does not exist on the server" ;;
+    413 | 507) die 25 "$what: no space left on the server (HTTP $code)" ;;
+  esac
+  die 1 "$what: the server answered HTTP ${code:-nothing}"
+}
+
+# props [NAME]: "NAME<TAB>SIZE" for NAME, or for every file in the folder without NAME (PROPFIND).
+props() {
+  local depth=1 what=list missing=23
+  [[ -n $1 ]] && depth=0 what=verify missing=29
+  http -o "$tmp/body" -X PROPFIND -H "Depth: $depth" -H 'Content-Type: application/xml' \
+    --data '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/><getcontentlength/></prop></propfind>' \
+    "$base$(enc "$1")" || fail "$what" "$missing"
+  # One record per tag; a response without <collection/> is a file: print its last path
+  # segment, XML entities and %xx decoded, and its getcontentlength.
+  LC_ALL=C awk -v RS='<' '
+    BEGIN { for (i = 1; i < 256; i++) { h = sprintf("%02X", i); chr[h] = sprintf("%c", i); chr[tolower(h)] = chr[h] } }
+    { i = index($0, ">"); if (!i) next
+      tag = substr($0, 1, i - 1); val = substr($0, i + 1); sub(/[ \t\r\n].*/, "", tag)
+      end = sub(/^\//, "", tag); sub(/\/$/, "", tag); sub(/^.*:/, "", tag); gsub(/^[ \t\r\n]+|[ \t\r\n]+$/, "", val) }
+    !end && tag == "response" { href = ""; len = 0; dir = 0 }
+    !end && tag == "href" { href = val }
+    !end && tag == "getcontentlength" { len = val }
+    !end && tag == "collection" { dir = 1 }
+    end && tag == "response" && !dir {
+      sub(/\/$/, "", href); sub(/.*\//, "", href)
+      gsub(/&lt;/, "<", href); gsub(/&gt;/, ">", href); gsub(/&quot;/, "\"", href); gsub(/&apos;/, "'\''", href); gsub(/&amp;/, "\\&", href)
+      out = ""; while (match(href, /%[0-9A-Fa-f][0-9A-Fa-f]/)) { out = out substr(href, 1, RSTART - 1) chr[substr(href, RSTART + 1, 2)]; href = substr(href, RSTART + 3) }
+      print out href "\t" len }' "$tmp/body"
+}
+
+# collection: create the folder when it is missing (its parent must exist).
+collection() {
+  http -o /dev/null -X PROPFIND -H 'Depth: 0' "$base" && return 0
+  [[ $crc == 0 && $code == 404 ]] || fail "connection" 23
+  http -o /dev/null -X MKCOL "$base" || fail "create folder" 23
+  printf 'dest-webdav: created the missing folder %s\n' "$base" >&2
+}
+
+main() {
+  local verb=${1:-}
+  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
+  local v
+  for v in ARCHIVE_DEST_URL ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE; do
+    [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"
+  done
+  [[ $ARCHIVE_DEST_URL == https://?* ]] || die 2 "ARCHIVE_DEST_URL must start with https:// (TLS is required)"
+  command -v curl >/dev/null || die 127 "curl not found; install curl"
+  local pw=
+  [[ -r $ARCHIVE_DEST_PASSWORD_FILE ]] || die 22 "cannot read the password file $ARCHIVE_DEST_PASSWORD_FILE"
+  IFS= read -r pw <"$ARCHIVE_DEST_PASSWORD_FILE" || [[ -n $pw ]] || die 22 "the password file $ARCHIVE_DEST_PASSWORD_FILE is empty"
+
+  # Globals, not locals: the EXIT trap and fail run after main has returned or from anywhere.
+  tmp=$(mktemp -d)
+  trap 'rm -rf -- "$tmp"' EXIT
+  err=$tmp/err base=${ARCHIVE_DEST_URL// /%20}
+  base=${base%/}/ hostport=${base#https://}
+  hostport=${hostport%%/*}
+  local t=${ARCHIVE_DEST_TIMEOUT:-30} mode=${ARCHIVE_DEST_VERIFY:-size} rc=0
+  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
+  # A curl config line: inside double quotes, backslash and double quote are escaped.
+  login=$ARCHIVE_DEST_USER:$pw
+  login=${login//\\/\\\\}
+  login="user = \"${login//\"/\\\"}\""
+  opts=(-sS --proto "=https" --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
+  [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
+
+  case $verb in
+    check)
+      # Log in and find (or make) the collection; writing is put's test, as for every protocol.
+      collection
+      ;;
+    put)
+      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+      name "$3"
+      http -o /dev/null -T "$2" "$base$(enc "$3")" || rc=1
+      # nginx answers 500, others 404 or 409, when the folder is missing: create it, try again.
+      if [[ $rc == 1 && $crc == 0 && $code =~ ^(404|409|500)$ ]]; then
+        collection
+        rc=0
+        http -o /dev/null -T "$2" "$base$(enc "$3")" || rc=1
+      fi
+      if [[ $rc == 1 ]]; then
+        local c1=$crc c2=$code
+        curl "${opts[@]}" -K - -o /dev/null -X DELETE "$base$(enc "$3")" <<<"$login" 2>/dev/null || true
+        crc=$c1 code=$c2
+        fail "upload" 23
+      fi
+      ;;
+    rename)
+      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
+      name "$2" && name "$3"
+      http -o /dev/null -X MOVE -H "Destination: $base$(enc "$3")" -H 'Overwrite: T' "$base$(enc "$2")" || fail "rename" 29
+      ;;
+    verify)
+      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+      name "$2"
+      [[ $# == 4 || $mode == download ]] || die 2 "verify needs SIZE (WebDAV cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
+      local size sum=
+      size=$(props "$2" | cut -f2) || exit
+      if [[ $mode == download ]]; then
+        http -o >(sha256sum >"$tmp/sum") "$base$(enc "$2")" || fail "verify download" 29
+        wait "$!"
+        sum=$(cut -d' ' -f1 "$tmp/sum")
+        printf 'sha256=%s\n' "$sum"
+      fi
+      printf 'size=%s\n' "$size"
+      [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
+      [[ -z $sum || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
+      ;;
+    list) props "" ;;
+    delete)
+      [[ $# == 2 ]] || die 2 "usage: delete NAME"
+      name "$2"
+      http -o /dev/null -X DELETE "$base$(enc "$2")" || fail "delete" 29
+      ;;
+    get)
+      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
+      name "$2"
+      # Without --fail curl would write an error page into LOCAL: remove it then.
+      http -o "$3" "$base$(enc "$2")" || { rm -f -- "$3"; fail "download" 29; }
+      ;;
+    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
+  esac
+}
+
+main "$@"
