@@ -18,6 +18,10 @@ help: ## list the targets
 build: ## build ./archive (it finds its steps in ./steps)
 	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.libStepsDir=$(PREFIX)/lib/archive/steps" -o archive .
 
+# install uses the binary already built (make build, as yourself), or builds it when missing.
+archive: $(wildcard *.go) go.mod go.sum
+	$(MAKE) build
+
 test: lint ## lint, then every test against real local servers (CI=true: a missing server fails)
 	$(GO) test -count=1 $(TESTFLAGS) ./...
 	bash testdata/mail_test.sh
@@ -86,7 +90,7 @@ WantedBy=timers.target
 endef
 export CRON_FILE LOGROTATE_FILE SERVICE_FILE TIMER_FILE
 
-install: build ## install under DESTDIR/PREFIX: program, steps, conf (kept if present), cron.d, logrotate
+install: archive ## install under DESTDIR/PREFIX: program, steps, conf (kept if present), cron.d, logrotate
 	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/steps $(DESTDIR)$(SHAREDIR)/systemd $(DESTDIR)/etc/cron.d $(DESTDIR)/etc/logrotate.d
 	install -m 755 archive $(DESTDIR)$(BINDIR)/archive
 	install -m 755 steps/*.sh $(DESTDIR)$(LIBDIR)/steps/

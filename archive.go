@@ -66,6 +66,9 @@ connection, transfer.
 `
 
 func main() {
+	// A closed stdout (archive | head) must not kill a run halfway: writes then fail with EPIPE
+	// instead. Notify, not Ignore, so that the steps still get the default SIGPIPE.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	os.Exit(cli(os.Args[1:]))
 }
 
@@ -151,6 +154,9 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 	conf, confErr := loadConf(confPath)
 	log := openLog(conf)
 	defer log.close()
+	if conf != nil {
+		confPath = conf.Path
+	}
 	log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", now.Format("2006-01-02")), kv("dry_run", dryRunFact(dryRun))})
 	// Whatever happens, the last lines are the mail's (when asked for) and the RESULT; a run
 	// that held the lock leaves last-run.json for `archive status` and monitoring.
@@ -161,7 +167,8 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 			if locked {
 				writeLastRun(conf, log, code, now, start)
 			}
-			if confErr == nil {
+			// A run that found the lock held leaves the ping to the run that holds it.
+			if confErr == nil && code != exitLocked {
 				ping(conf, log, map[bool]string{true: "success", false: "fail"}[code == exitOK || code == exitWarning])
 			}
 		}
@@ -178,6 +185,9 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 				fmt.Fprintln(os.Stderr, "  "+e)
 			}
 		}
+		return finish(exitUsage)
+	}
+	if log.broken {
 		return finish(exitUsage)
 	}
 	for _, w := range conf.Warnings {
@@ -211,10 +221,10 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 		log.failed("archive", kv("cause", err.Error()), kv("key", "[archive] work_dir"), kv("hint", "create work_dir and make it writable by the user running archive"))
 		return finish(exitArchive)
 	}
-	defer work.remove(log)
-
 	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: work.dir}, work: work.dir, now: now, dryRun: dryRun}
-	return finish(r.checks(ctx))
+	code := r.checks(ctx)
+	work.remove(log) // before the last lines: a cleanup problem is part of the run's story
+	return finish(code)
 }
 
 func dryRunFact(b bool) string {
@@ -245,7 +255,7 @@ func (r *run) checks(ctx context.Context) int {
 
 	// 1. url: the source answers.
 	probe := step{check: "url", script: "fetch.sh", args: []string{"probe"}, env: src,
-		timeout: c.Timeout + 30*time.Second, causes: fetchCauses}
+		timeout: c.Timeout + 30*time.Second, causes: fetchCauses, timeoutKey: "[source] timeout"}
 	res, fail := r.do(ctx, probe, exitURL)
 	if fail != nil {
 		return r.fail(fail)
@@ -255,7 +265,7 @@ func (r *run) checks(ctx context.Context) int {
 	// 2. download: the zip arrived whole.
 	zip := filepath.Join(r.work, "source.zip")
 	maxWait := time.Duration(c.Retries+1)*(c.Timeout+5*time.Second) + c.RetryDelay*(1<<min(c.Retries, 10))
-	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: src, timeout: maxWait, causes: fetchCauses}
+	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: src, timeout: maxWait, causes: fetchCauses, timeoutKey: "[source] timeout"}
 	res, fail = r.do(ctx, get, exitDownload)
 	if fail != nil {
 		return r.fail(fail)
@@ -268,7 +278,7 @@ func (r *run) checks(ctx context.Context) int {
 
 	// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one pass.
 	sql := filepath.Join(r.work, c.ExpectedFile)
-	unpack := step{check: "zip-content", script: "unpack.sh", args: []string{zip, sql}, timeout: c.PackTimeout, causes: unpackCauses,
+	unpack := step{check: "zip-content", script: "unpack.sh", args: []string{zip, sql}, timeout: c.PackTimeout, causes: unpackCauses, timeoutKey: "[archive] timeout",
 		env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
 	res, fail = r.do(ctx, unpack, exitZipContent)
 	if fail != nil {
@@ -317,7 +327,7 @@ func (r *run) checks(ctx context.Context) int {
 
 	// 5. archive: NAME.tgz made and proven to be a valid gzip tar.
 	tgz := filepath.Join(r.work, name)
-	pack := step{check: "archive", script: "pack.sh", args: []string{sql, tgz}, timeout: c.PackTimeout, causes: packCauses,
+	pack := step{check: "archive", script: "pack.sh", args: []string{sql, tgz}, timeout: c.PackTimeout, causes: packCauses, timeoutKey: "[archive] timeout",
 		env: []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + fmt.Sprint(c.CompressionLevel)}}
 	res, fail = r.do(ctx, pack, exitArchive)
 	if fail != nil {

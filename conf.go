@@ -200,18 +200,23 @@ func loadConf(path string) (*Conf, error) {
 		}
 		return nil, fmt.Errorf("cannot read conf %q: %s", abs, cause)
 	}
-	// Comments only on their own lines, no continuations, no quote games: a value is data, so a
-	// password-like "a;b" or a path with "#" stays whole.
+	// Comments only on their own lines and no continuations: a value is data, so "a;b" or a path
+	// with "#" stays whole. Quotes around a whole value are removed ("a b" is a b).
 	f, err := ini.LoadSources(ini.LoadOptions{
 		IgnoreInlineComment: true,
 		IgnoreContinuation:  true,
 		KeyValueDelimiters:  "=",
 	}, data)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse conf %q: %v (lines are \"[section]\", \"key = value\" or comments starting with # or ;)", abs, err)
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		return nil, fmt.Errorf("cannot parse conf %q: %s (lines are \"[section]\", \"key = value\" or comments starting with # or ;)", abs, msg)
 	}
 
-	v := &validator{lines: keyLines(data), base: filepath.Dir(abs)}
+	lines, dups := keyLines(data)
+	v := &validator{lines: lines, base: filepath.Dir(abs)}
+	for _, d := range dups {
+		v.errs = multierror.Append(v.errs, d)
+	}
 	v.known(f)
 	c := &Conf{Path: abs}
 
@@ -294,8 +299,9 @@ func loadConf(path string) (*Conf, error) {
 }
 
 // keyLines maps "section.key" to its line number, so errors can point at the line to fix.
-func keyLines(data []byte) map[string]int {
+func keyLines(data []byte) (map[string]int, []confError) {
 	lines := map[string]int{}
+	var dups []confError
 	section := ini.DefaultSection
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -307,10 +313,13 @@ func keyLines(data []byte) map[string]int {
 			lines[section+"."] = n
 		case strings.Contains(l, "=") && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, ";"):
 			key := strings.TrimSpace(l[:strings.Index(l, "=")])
+			if first, ok := lines[section+"."+key]; ok {
+				dups = append(dups, confError{section, key, n, fmt.Sprintf("is given twice (first on line %d); keep one", first)})
+			}
 			lines[section+"."+key] = n
 		}
 	}
-	return lines
+	return lines, dups
 }
 
 type validator struct {
@@ -590,8 +599,12 @@ func (v *validator) size(f *ini.File, section, key string) int64 {
 		v.add(section, key, fmt.Sprintf("must be a size such as 500, 20M or 64G (got %q)", s))
 		return 0
 	}
-	n, _ := strconv.ParseInt(m[1], 10, 64)
+	n, err := strconv.ParseInt(m[1], 10, 64)
 	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m[2]]
+	if err != nil || n < 1 || n > (1<<62)>>shift {
+		v.add(section, key, fmt.Sprintf("must be a size from 1 byte to 4096P (got %q)", s))
+		return 0
+	}
 	return n << shift
 }
 

@@ -105,6 +105,13 @@ func TestLoadConfRequiresTheKeysOfTheChosenProtocolOnly(t *testing.T) {
 	}
 }
 
+func TestLoadConfRefusesAKeyGivenTwice(t *testing.T) {
+	_, err := loadConf(writeTestConf(t, goodConf+"[source]\nretries = 3\nretries = 4\n"))
+	if err == nil || !strings.Contains(err.Error(), "[source] retries (line 11): is given twice (first on line 10)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestLoadConfTakesValuesAsData(t *testing.T) {
 	p := writeTestConf(t, strings.Replace(goodConf, "user = archive", "user = -oProxyCommand=$(touch /tmp/pwned);`id` # x", 1))
 	c, err := loadConf(p)

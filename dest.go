@@ -52,15 +52,30 @@ func (d dest) where() string {
 	case "nfs":
 		return "nfs:" + c.DestPath
 	case "smb":
-		return fmt.Sprintf("smb://%s@%s:%d/%s/%s", c.User, c.Host, c.Port, c.Share, strings.TrimPrefix(c.DestPath, "/"))
+		return fmt.Sprintf("smb://%s@%s:%d/%s/%s", c.User, c.Host, c.Port, c.Share, strings.Trim(c.DestPath, "./"))
 	}
-	return fmt.Sprintf("%s://%s@%s:%d/%s", c.Protocol, c.User, c.Host, c.Port, strings.TrimPrefix(c.DestPath, "/"))
+	return fmt.Sprintf("%s://%s@%s:%d%s", c.Protocol, c.User, c.Host, c.Port, shownPath(c.DestPath))
+}
+
+// shownPath tells an absolute folder from one in the login folder: /srv/x, /~/x.
+func shownPath(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return p
+	}
+	return "/~/" + strings.TrimPrefix(strings.TrimPrefix(p, "."), "/")
 }
 
 func (d dest) remote(name string) string { return strings.TrimSuffix(d.where(), "/") + "/" + name }
 
+// call is one verb of the protocol script. Go allows it more than the script's own timeouts, so
+// that the script's precise cause (28: the server did not answer) wins over Go's.
 func (d dest) call(check string, exit int, timeout time.Duration, args ...string) step {
-	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout, causes: destCauses}
+	key := "[destination] transfer_timeout"
+	if timeout == d.conf.DestTimeout {
+		key = "[destination] timeout"
+	}
+	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout + 2*d.conf.DestTimeout + 10*time.Second,
+		causes: destCauses, timeoutKey: key}
 }
 
 // tempName is where an upload lands before its rename: hidden, and never a name retention parses.
@@ -234,6 +249,7 @@ func (r *run) prune(ctx context.Context, d dest, keep string) bool {
 		}
 		deleted++
 		r.log.info("prune", kv("deleted", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
+		removeRecord(c.StateDir, it.Name)
 		if side := it.Name + sidecarExt; listed[side] {
 			if _, fail := r.do(ctx, d.call("prune", exitWarning, c.DestTimeout, "delete", side), exitWarning); fail != nil {
 				ok = false

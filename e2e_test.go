@@ -436,6 +436,11 @@ func TestRunEachCheckFailureIsReportedAndLeavesNothingBehind(t *testing.T) {
 			`FAILED check=url cause="the source answered HTTP 404" .*key="\[source\] url"`},
 		{"url connection refused", func(e *env) { e.conf["source"]["url"] = "https://127.0.0.1:" + closedPort(t) + "/dump.zip" }, exitURL,
 			`FAILED check=url cause="cannot connect to the source server`},
+		{"download stalls", func(e *env) {
+			e.src.mode.Store("stall")
+			e.conf["source"]["timeout"] = "2"
+			e.conf["source"]["retries"] = "0"
+		}, exitDownload, `FAILED check=download cause="the source did not answer in time" .*key="\[source\] timeout"`},
 		{"download html page", func(e *env) { e.src.mode.Store("html") }, exitZipContent,
 			`FAILED check=zip-content cause="the downloaded file is not a zip" detail=".*web page`},
 		{"zip corrupt", func(e *env) { e.src.zip.Store([]byte("PK\x03\x04 this is no zip at all")) }, exitZipContent,
@@ -572,4 +577,13 @@ func TestRunConfErrorsAreAllReportedWithExit2(t *testing.T) {
 	e.wantLine(`FAILED check=conf cause="\[source\] retries \(line \d+\): must be a whole number`)
 	e.wantLine(`FAILED check=conf cause="\[archive\] name_fromat \(line \d+\): unknown key`)
 	e.noLine(`panic|goroutine`)
+}
+
+func TestRunStopsWhenTheLogCannotBeOpened(t *testing.T) {
+	e := newEnv(t)
+	os.WriteFile(filepath.Join(e.dir, "afile"), nil, 0o600)
+	e.conf["log"]["file"] = "afile/archive.log"
+	e.wantExit(e.run("--date", "2026-11-28"), exitUsage)
+	e.wantLine(`FAILED check=log cause="cannot open log file .*not a directory" key="\[log\] file"`)
+	e.noLine(`check=url`)
 }

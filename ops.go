@@ -31,11 +31,15 @@ func loadForOps(path string) (*Conf, bool) {
 	return conf, true
 }
 
-// opsRun is a run for a command by hand: its own work folder, no log file, output on stdout.
+// opsRun is a run for a command by hand: its own folder in work_dir (where the space for a dump
+// is), no log file, output on stdout.
 func opsRun(conf *Conf, now time.Time) (*run, func(), error) {
-	dir, err := os.MkdirTemp("", "archive-ops-")
+	if err := os.MkdirAll(conf.WorkDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("cannot create work_dir %q: %v", conf.WorkDir, plainErr(err))
+	}
+	dir, err := os.MkdirTemp(conf.WorkDir, "ops-")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("cannot write in work_dir %q: %v", conf.WorkDir, plainErr(err))
 	}
 	log := &logger{runID: "ops"}
 	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: dir}, work: dir, now: now}
@@ -76,6 +80,16 @@ func check(path string, now time.Time, withMail bool) int {
 	for _, w := range conf.Warnings {
 		fmt.Printf("WARNING %-14s %s\n", "conf", w)
 	}
+	// The probe on the server must not meet a run cleaning up leftovers: take the run's lock.
+	lock, err := takeLock(conf.StateDir)
+	if err != nil {
+		ck.fail("lock", err.Error(), "wait for the run to end, then check again")
+		if errors.Is(err, errLocked) {
+			return exitLocked
+		}
+		return exitFailure
+	}
+	defer lock.release()
 
 	for _, tool := range toolsNeeded(conf) {
 		if v, err := toolVersion(tool); err != nil {
@@ -85,7 +99,7 @@ func check(path string, now time.Time, withMail bool) int {
 		}
 	}
 
-	lastZip := lastRunZipSize(conf.StateDir)
+	need := neededSpace(conf.StateDir)
 	if err := os.MkdirAll(conf.WorkDir, 0o700); err != nil {
 		ck.fail("work_dir", err.Error(), "[archive] work_dir must be a folder the user can write")
 	} else if probe, err := os.CreateTemp(conf.WorkDir, ".probe-"); err != nil {
@@ -97,8 +111,8 @@ func check(path string, now time.Time, withMail bool) int {
 		syscall.Statfs(conf.WorkDir, &st)
 		free := int64(st.Bavail) * int64(st.Bsize)
 		switch {
-		case lastZip > 0 && free < 3*lastZip:
-			ck.fail("work_dir", fmt.Sprintf("%s free, the last zip was %s: a run needs about three times that", human(free), human(lastZip)), "free space in [archive] work_dir")
+		case need > 0 && free < need:
+			ck.fail("work_dir", fmt.Sprintf("%s free, but the last run needed about %s (zip + dump + archive)", human(free), human(need)), "free space in [archive] work_dir")
 		default:
 			ck.ok("work_dir", fmt.Sprintf("%s writable, %s free", conf.WorkDir, human(free)))
 		}
@@ -356,6 +370,7 @@ type lastRun struct {
 	SHA256      string        `json:"archive_sha256,omitempty"`
 	Size        int64         `json:"archive_size,omitempty"`
 	DumpSHA256  string        `json:"dump_sha256,omitempty"`
+	DumpSize    int64         `json:"dump_size,omitempty"`
 	ZipSize     int64         `json:"zip_size,omitempty"`
 	Checks      []checkRecord `json:"checks"`
 	Pruned      []string      `json:"pruned,omitempty"`
@@ -383,11 +398,18 @@ func readLastRun(dir string) (*lastRun, error) {
 	return &lr, nil
 }
 
-func lastRunZipSize(dir string) int64 {
-	if lr, err := readLastRun(dir); err == nil {
-		return lr.ZipSize
+// neededSpace is what the last run held at most in work_dir: the zip, the dump and the archive
+// (the zip is removed only after extraction), with a tenth more for growth; 0 when unknown.
+func neededSpace(dir string) int64 {
+	lr, err := readLastRun(dir)
+	if err != nil || lr.ZipSize == 0 {
+		return 0
 	}
-	return 0
+	archive := lr.Size
+	if archive == 0 {
+		archive = lr.ZipSize
+	}
+	return (lr.ZipSize + lr.DumpSize + archive) * 11 / 10
 }
 
 // writeLastRun builds last-run.json from the run's log events. A failure to write it is logged,
@@ -408,7 +430,7 @@ func writeLastRun(conf *Conf, log *logger, code int, now, start time.Time) {
 		case e.check == "download" && e.status == "OK":
 			lr.ZipSize = atoi64(facts["size"])
 		case e.check == "zip-content" && e.status == "OK":
-			lr.DumpSHA256 = facts["sha256"]
+			lr.DumpSHA256, lr.DumpSize = facts["sha256"], atoi64(facts["size"])
 		case e.check == "archive" && e.status == "OK":
 			lr.Archive, lr.SHA256, lr.Size = facts["name"], facts["sha256"], atoi64(facts["size"])
 		case e.check == "prune" && facts["deleted"] != "" && e.status == "INFO":
@@ -463,7 +485,7 @@ func status(path string, now time.Time) int {
 		}
 		keys := make([]string, 0, len(c.Facts))
 		for k := range c.Facts {
-			if k != "rerun" && k != "hint" {
+			if k != "rerun" && k != "hint" && c.Facts[k] != "" {
 				keys = append(keys, k)
 			}
 		}

@@ -191,6 +191,19 @@ func readRecords(dir string) map[string]string {
 func addRecord(dir, name, sum string) error {
 	recs := readRecords(dir)
 	recs[name] = sum
+	return writeRecords(dir, recs)
+}
+
+// removeRecord forgets a pruned archive; a failure only leaves a line too many.
+func removeRecord(dir, name string) {
+	recs := readRecords(dir)
+	if _, ok := recs[name]; ok {
+		delete(recs, name)
+		writeRecords(dir, recs)
+	}
+}
+
+func writeRecords(dir string, recs map[string]string) error {
 	names := make([]string, 0, len(recs))
 	for n := range recs {
 		names = append(names, n)

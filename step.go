@@ -30,7 +30,7 @@ var fetchCauses = map[int]cause{
 	13: {"the TLS handshake with the source failed", "[source] url", "check the server's TLS setup (protocol versions, ciphers)"},
 	14: {"the source answered HTTP {status}", "[source] url", "404: the file is not at that address; 401/403: access refused; 5xx: the web server has a problem"},
 	15: {"the source did not answer in time", "[source] timeout", "check the network, or raise timeout for a slow server"},
-	16: {"the download was cut short", "[source] url", "the connection broke; it was retried [source] retries times"},
+	16: {"the download was cut short", "[source] url", "the connection broke, after the retries that [source] retries allows; check the network and the server"},
 	17: {"cannot write the zip in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir or fix its permissions"},
 }
 
@@ -81,6 +81,8 @@ type step struct {
 	env     []string // ARCHIVE_*=value; never a secret, only paths to secret files
 	timeout time.Duration
 	causes  map[int]cause
+	// timeoutKey is the conf key that sets timeout, named when a step runs out of time.
+	timeoutKey string
 }
 
 // stepResult is what came back: the exit code, the key=value facts printed on stdout, the raw
@@ -91,6 +93,7 @@ type stepResult struct {
 	out   string
 	tail  []string
 	err   error // could not start, timed out or interrupted: code is then -1
+	kind  string // for err: "start", "timeout" or "interrupted"
 }
 
 // failure is a failed check, ready to be logged and mailed.
@@ -132,13 +135,13 @@ func (r *runner) run(ctx context.Context, s step) stepResult {
 	switch {
 	case err == nil:
 	case ctx.Err() == context.DeadlineExceeded:
-		res.code, res.err = -1, fmt.Errorf("timed out after %s", s.timeout)
+		res.code, res.err, res.kind = -1, fmt.Errorf("did not finish within %s and was stopped", s.timeout), "timeout"
 	case ctx.Err() != nil:
-		res.code, res.err = -1, errors.New("interrupted")
+		res.code, res.err, res.kind = -1, errors.New("was interrupted"), "interrupted"
 	case errors.As(err, &ee) && ee.Exited():
 		res.code = ee.ExitCode()
 	default:
-		res.code, res.err = -1, fmt.Errorf("could not run %s: %v", cmd.Path, plainErr(err))
+		res.code, res.err, res.kind = -1, fmt.Errorf("cannot be run (%s: %v)", cmd.Path, plainErr(err)), "start"
 	}
 	return res
 }
@@ -177,9 +180,12 @@ func (r *runner) explain(s step, res stepResult, exit int) *failure {
 		c, ok = commonCauses[res.code]
 	}
 	switch {
+	case res.kind == "start":
+		f.cause = fmt.Sprintf("the step %s %s", s.script, res.err)
+		f.hint = "check the installation: the steps folder must be beside the binary (steps/ or ../lib/archive/steps) and its scripts executable"
 	case res.err != nil:
-		f.cause = fmt.Sprintf("%s %s", s.script, res.err)
-		f.key, f.hint = c.key, "raise the timeout or check what the step waits for"
+		f.cause = fmt.Sprintf("the step %s %s", s.script, res.err)
+		f.key, f.hint = s.timeoutKey, "check what the step waits for (network, server, disk), or raise the timeout"
 	case ok:
 		f.cause, f.key, f.hint = fill(c.text, res.facts), c.key, c.hint
 	default:

@@ -122,8 +122,9 @@ CFG
   local rc=0
   case $verb in
     check)
-      remote 'command -v sha256sum >/dev/null && command -v rsync >/dev/null || exit 1' || rc=$?
-      [[ $rc == 1 ]] && die 1 "the server lacks rsync or sha256sum"
+      # shellcheck disable=SC2016 # $t is expanded by the remote shell, on purpose
+      remote 'for t in rsync sha256sum find; do command -v "$t" >/dev/null || { echo "$t"; exit 127; }; done' >"$tmp/missing" || rc=$?
+      [[ $rc == 127 ]] && die 127 "the server lacks $(cat "$tmp/missing"): install it there (rsync, coreutils, findutils)"
       [[ $rc == 0 ]] || fail "$rc" "$err" "connection"
       ;;
     put)

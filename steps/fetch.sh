@@ -6,7 +6,7 @@
 # Inputs (environment):
 #   ARCHIVE_URL          required, https:// only (redirects are followed to https:// only)
 #   ARCHIVE_CA_FILE      PEM bundle to trust for this server instead of the system's (optional)
-#   ARCHIVE_TIMEOUT      seconds for one attempt (default 300)
+#   ARCHIVE_TIMEOUT      seconds for one attempt (default 600)
 #   ARCHIVE_RETRIES      further attempts after a transient failure (default 2)
 #   ARCHIVE_RETRY_DELAY  seconds between attempts, doubled each time (default 10)
 # Output (stdout, key=value lines): status, size, last_modified, etag; with get also attempts and
@@ -46,7 +46,7 @@ cause() {
     7) echo 11 yes "connection refused or host unreachable" ;;
     60 | 51) echo 12 no "the server's TLS certificate is not trusted (unknown CA or wrong host name)" ;;
     35) echo 13 no "the TLS handshake failed" ;;
-    28) echo 15 yes "timed out after ${ARCHIVE_TIMEOUT:-300}s" ;;
+    28) echo 15 yes "timed out after ${ARCHIVE_TIMEOUT:-600}s" ;;
     18 | 52 | 56 | 92 | 16) echo 16 yes "the download was cut short (curl code $1)" ;;
     23) echo 17 no "cannot write the downloaded file (disk full or permission denied)" ;;
     *) echo 1 no "curl failed with code $1" ;;
@@ -62,7 +62,7 @@ main() {
   command -v curl >/dev/null || die 127 "curl not found; install the curl package"
 
   local opts=(--silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5
-    --max-time "${ARCHIVE_TIMEOUT:-300}"
+    --max-time "${ARCHIVE_TIMEOUT:-600}"
     --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nlast_modified=%header{last-modified}\netag=%header{etag}\n')
   [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
 

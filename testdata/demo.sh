@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname -- "$0")/.."
 
-packages=(curl unzip zip openssh-server openssh-client rsync pigz python3)
+packages=(curl unzip zip openssh-server openssh-client rsync pigz python3 openssl)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
