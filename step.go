@@ -92,7 +92,7 @@ type stepResult struct {
 	facts map[string]string
 	out   string
 	tail  []string
-	err   error // could not start, timed out or interrupted: code is then -1
+	err   error  // could not start, timed out or interrupted: code is then -1
 	kind  string // for err: "start", "timeout" or "interrupted"
 }
 
