@@ -278,7 +278,7 @@ func (r *run) checks(ctx context.Context) int {
 
 	// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one pass.
 	sql := filepath.Join(r.work, c.ExpectedFile)
-	unpack := step{check: "zip-content", script: "unpack.sh", args: []string{zip, sql}, timeout: c.PackTimeout, causes: unpackCauses, timeoutKey: "[archive] timeout",
+	unpack := step{check: "zip-content", script: "unpack.sh", args: []string{zip, sql}, timeout: c.PackTimeout, causes: unpackCauses, timeoutKey: "[archive] timeout", before: &get,
 		env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
 	res, fail = r.do(ctx, unpack, exitZipContent)
 	if fail != nil {
@@ -327,7 +327,7 @@ func (r *run) checks(ctx context.Context) int {
 
 	// 5. archive: NAME.tgz made and proven to be a valid gzip tar.
 	tgz := filepath.Join(r.work, name)
-	pack := step{check: "archive", script: "pack.sh", args: []string{sql, tgz}, timeout: c.PackTimeout, causes: packCauses, timeoutKey: "[archive] timeout",
+	pack := step{check: "archive", script: "pack.sh", args: []string{sql, tgz}, timeout: c.PackTimeout, causes: packCauses, timeoutKey: "[archive] timeout", before: &unpack,
 		env: []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + fmt.Sprint(c.CompressionLevel)}}
 	res, fail = r.do(ctx, pack, exitArchive)
 	if fail != nil {

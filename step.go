@@ -83,6 +83,8 @@ type step struct {
 	causes  map[int]cause
 	// timeoutKey is the conf key that sets timeout, named when a step runs out of time.
 	timeoutKey string
+	// before is the step whose output this one reads, rerun first when an operator reruns this.
+	before *step
 }
 
 // stepResult is what came back: the exit code, the key=value facts printed on stdout, the raw
@@ -204,19 +206,43 @@ func fill(text string, facts map[string]string) string {
 }
 
 // rerun is the shell line that repeats a step by hand. Only non-secret values are ever in env.
+// The run's work folder is gone when an operator reads the log, so a rerun works in its own.
+const rerunDir = "/tmp/archive-rerun"
+
 func (r *runner) rerun(s step) string {
 	var b strings.Builder
+	if s.before != nil {
+		b.WriteString(r.rerun(*s.before) + " && ")
+	} else if r.usesWorkDir(s) {
+		b.WriteString("mkdir -p " + rerunDir + " && ")
+	}
 	env := append([]string(nil), s.env...)
 	sort.Strings(env)
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")
-		fmt.Fprintf(&b, "%s=%s ", k, shellQuote(v))
+		fmt.Fprintf(&b, "%s=%s ", k, shellQuote(r.inRerunDir(v)))
 	}
 	b.WriteString(shellQuote(filepath.Join(r.stepsDir, s.script)))
 	for _, a := range s.args {
-		b.WriteString(" " + shellQuote(a))
+		b.WriteString(" " + shellQuote(r.inRerunDir(a)))
 	}
 	return b.String()
+}
+
+func (r *runner) usesWorkDir(s step) bool {
+	for _, a := range append(append([]string(nil), s.args...), s.env...) {
+		if strings.Contains(a, r.tmpDir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *runner) inRerunDir(s string) string {
+	if r.tmpDir == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, r.tmpDir+"/", rerunDir+"/")
 }
 
 func shellQuote(s string) string {
