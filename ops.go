@@ -46,6 +46,21 @@ func opsRun(conf *Conf, now time.Time) (*run, func(), error) {
 	return r, func() { os.RemoveAll(dir) }, nil
 }
 
+// startOps loads the conf and makes the run of a command that reads the server; on a problem it
+// has said why and gives the exit code instead.
+func startOps(path string, now time.Time) (*run, func(), int) {
+	conf, ok := loadForOps(path)
+	if !ok {
+		return nil, nil, exitUsage
+	}
+	r, done, err := opsRun(conf, now)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "archive:", err)
+		return nil, nil, exitFailure
+	}
+	return r, done, exitOK
+}
+
 // checker prints one line per item and remembers whether all were OK.
 type checker struct{ failed int }
 
@@ -224,16 +239,12 @@ func toolVersion(tool string) (string, error) {
 
 // list prints the archives on the server and what the next prune would do with each.
 func list(path string, now time.Time) int {
-	conf, ok := loadForOps(path)
-	if !ok {
-		return exitUsage
-	}
-	r, done, err := opsRun(conf, now)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "archive:", err)
-		return exitFailure
+	r, done, code := startOps(path, now)
+	if r == nil {
+		return code
 	}
 	defer done()
+	conf := r.conf
 	files, fail := r.list(context.Background(), r.dest(), "list", exitFailure)
 	if fail != nil {
 		fmt.Fprintf(os.Stderr, "archive: cannot list %s: %s (%s)\nhint: %s: %s\n", r.dest().where(), fail.cause, fail.detail, fail.key, fail.hint)
@@ -266,16 +277,12 @@ func list(path string, now time.Time) int {
 
 // restore downloads an archive, proves it is the one uploaded, and extracts the dump.
 func restore(path string, now time.Time, name, to string) int {
-	conf, ok := loadForOps(path)
-	if !ok {
-		return exitUsage
-	}
-	r, done, err := opsRun(conf, now)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "archive:", err)
-		return exitFailure
+	r, done, code := startOps(path, now)
+	if r == nil {
+		return code
 	}
 	defer done()
+	conf := r.conf
 	ctx, d := context.Background(), r.dest()
 	failed := func(what string, f *failure) int {
 		fmt.Fprintf(os.Stderr, "archive: restore FAILED: %s: %s\n", what, f.cause)
