@@ -187,7 +187,8 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 		}
 		return finish(exitUsage)
 	}
-	if log.broken {
+	if log.broken != "" {
+		log.failed("log", kv("cause", log.broken), kv("key", "[log] file"), kv("hint", "create its folder and let the user running archive write there"))
 		return finish(exitUsage)
 	}
 	for _, w := range conf.Warnings {
@@ -253,18 +254,20 @@ func (r *run) checks(ctx context.Context) int {
 		src = append(src, "ARCHIVE_CA_FILE="+c.SourceCA)
 	}
 
-	// 1. url: the source answers.
+	// 1. url: the source answers, a transient error retried like the download's. Each attempt
+	// may ask twice (HEAD, then one byte from a server that refuses HEAD).
+	maxWait := time.Duration(c.Retries+1)*(c.Timeout+5*time.Second) + c.RetryDelay*(1<<min(c.Retries, 10))
 	probe := step{check: "url", script: "fetch.sh", args: []string{"probe"}, env: src,
-		timeout: c.Timeout + 30*time.Second, causes: fetchCauses, timeoutKey: "[source] timeout"}
+		timeout: 2 * maxWait, causes: fetchCauses, timeoutKey: "[source] timeout"}
 	res, fail := r.do(ctx, probe, exitURL)
 	if fail != nil {
 		return r.fail(fail)
 	}
-	r.log.ok("url", kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]), kv("url", c.URL))
+	r.log.ok("url", kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]),
+		kv("retried_after", res.facts["retried"]), kv("url", c.URL))
 
 	// 2. download: the zip arrived whole.
 	zip := filepath.Join(r.work, "source.zip")
-	maxWait := time.Duration(c.Retries+1)*(c.Timeout+5*time.Second) + c.RetryDelay*(1<<min(c.Retries, 10))
 	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: src, timeout: maxWait, causes: fetchCauses, timeoutKey: "[source] timeout"}
 	res, fail = r.do(ctx, get, exitDownload)
 	if fail != nil {

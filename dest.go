@@ -75,7 +75,28 @@ func (d dest) call(check string, exit int, timeout time.Duration, args ...string
 		key = "[destination] timeout"
 	}
 	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout + 2*d.conf.DestTimeout + 10*time.Second,
-		causes: destCauses, timeoutKey: key}
+		causes: d.causes(), timeoutKey: key}
+}
+
+// causes is destCauses with the conf keys of this protocol: a TLS server is trusted through
+// ca_file, not known_hosts; a WebDAV server is found through url; an SMB folder lives in a share.
+func (d dest) causes() map[int]cause {
+	keys := map[string]map[int]string{
+		"ftps":   {21: "[destination] ca_file"},
+		"webdav": {20: "[destination] url", 21: "[destination] ca_file", 23: "[destination] url", 24: "[destination] url", 25: "[destination] url", 27: "[destination] url", 29: "[destination] url"},
+		"smb":    {23: "[destination] share"},
+	}[d.conf.Protocol]
+	if len(keys) == 0 {
+		return destCauses
+	}
+	out := make(map[int]cause, len(destCauses))
+	for code, c := range destCauses {
+		if k, ok := keys[code]; ok {
+			c.key = k
+		}
+		out[code] = c
+	}
+	return out
 }
 
 // tempName is where an upload lands before its rename: hidden, and never a name retention parses.
@@ -118,16 +139,21 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 		if f.Name != name {
 			continue
 		}
-		// Today's name is already there: the same bytes need no upload; others are replaced.
+		// Today's name is already there: the same bytes need no upload; others are replaced. Only
+		// a sha256 proves the same bytes: a mere size match (verify = size) is uploaded again.
 		res, fail := r.do(ctx, d.call("transfer", exitTransfer, c.TransferTimeout, "verify", name, sum, size), exitTransfer)
-		if fail == nil {
+		if fail == nil && res.facts["sha256"] == sum {
 			r.log.ok("transfer", kv("remote", d.remote(name)), kv("size", size), kv("sha256", short(sum)), kv("note", "already on the server with the same content; nothing uploaded"))
 			return nil
 		}
-		if res.code != 27 {
+		if fail != nil && res.code != 27 {
 			return fail
 		}
-		r.log.info("transfer", kv("remote", d.remote(name)), kv("note", "a different file has this name; it will be replaced atomically"))
+		note := "a different file has this name; it will be replaced atomically"
+		if fail == nil {
+			note = "a file of the same size has this name, but this protocol cannot prove it the same; it will be replaced atomically"
+		}
+		r.log.info("transfer", kv("remote", d.remote(name)), kv("note", note))
 	}
 
 	start := time.Now()
@@ -148,7 +174,12 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 func (r *run) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (stepResult, *failure) {
 	c := r.conf
 	tmp := tempName(name)
-	if _, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "put", local, tmp), exit); fail != nil {
+	// The cleanup runs even after a signal: a stopped upload must not leave its temporary file.
+	cleanup := func() { r.do(context.WithoutCancel(ctx), d.call(check, exit, c.DestTimeout, "delete", tmp), exit) }
+	if res, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "put", local, tmp), exit); fail != nil {
+		if res.err != nil { // stopped (signal, timeout) before the script's own cleanup
+			cleanup()
+		}
 		return stepResult{}, fail
 	}
 	res, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "verify", tmp, sum, size), exit)
@@ -156,7 +187,7 @@ func (r *run) upload(ctx context.Context, d dest, check string, exit int, local,
 		_, fail = r.do(ctx, d.call(check, exit, c.DestTimeout, "rename", tmp, name), exit)
 	}
 	if fail != nil {
-		r.do(ctx, d.call(check, exit, c.DestTimeout, "delete", tmp), exit)
+		cleanup()
 	}
 	return res, fail
 }
@@ -196,13 +227,23 @@ func (r *run) preview(ctx context.Context, d dest, name, size string) int {
 		return exitWarning
 	}
 	c := r.conf
-	items, _ := planPrune(append(files, remoteFile{Name: name}), c.NameFormat, r.now, retention{c.History, c.KeepDays, c.KeepMin}, name)
+	items, _ := planPrune(withName(files, name), c.NameFormat, r.now, retention{c.History, c.KeepDays, c.KeepMin}, name)
 	for _, it := range items {
 		if it.Delete {
 			r.log.info("prune", kv("would_delete", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
 		}
 	}
 	return exitOK
+}
+
+// withName is the listing as it will be once name is uploaded.
+func withName(files []remoteFile, name string) []remoteFile {
+	for _, f := range files {
+		if f.Name == name {
+			return files
+		}
+	}
+	return append(files, remoteFile{Name: name})
 }
 
 // list reads the server's folder.

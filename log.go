@@ -26,7 +26,7 @@ type logger struct {
 	runID  string
 	out    []io.Writer
 	file   *os.File
-	broken bool     // the log file could not be opened: the run must not go on unrecorded
+	broken string   // why the log file could not be opened: the run must not go on unrecorded
 	lines  []string // this run's lines, for the mail's attachment
 	events []event  // the same, structured, for the mail's summary
 }
@@ -60,9 +60,7 @@ func openLog(conf *Conf) *logger {
 	f, err := os.OpenFile(conf.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
 	if err != nil {
 		l.out = []io.Writer{os.Stderr}
-		l.broken = true
-		l.failed("log", kv("cause", fmt.Sprintf("cannot open log file %q: %v", conf.LogFile, plainErr(err))), kv("key", "[log] file"),
-			kv("hint", "create its folder and let the user running archive write there"))
+		l.broken = fmt.Sprintf("cannot open log file %q: %v", conf.LogFile, plainErr(err))
 		return l
 	}
 	l.file = f

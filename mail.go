@@ -63,9 +63,12 @@ func sendMail(conf *Conf, dir, subj, body, attach string) *failure {
 		env = append(env, fmt.Sprintf("ARCHIVE_MAIL_SMTP_PORT=%d", m.Port))
 	}
 	rn := &runner{stepsDir: stepsDir(), tmpDir: dir}
-	s := step{check: "mail", script: "mail.sh", env: env, timeout: m.Timeout + 15*time.Second, causes: mailCauses}
+	s := step{check: "mail", script: "mail.sh", env: env, timeout: m.Timeout + 15*time.Second, causes: mailCauses, timeoutKey: "[mail] timeout"}
 	if res := rn.run(context.Background(), s); res.code != 0 || res.err != nil {
-		return rn.explain(s, res, exitFailure)
+		f := rn.explain(s, res, exitFailure)
+		// The body and the folder are gone after the run: a test message is the way to retry.
+		f.rerun = "archive -c " + shellQuote(conf.Path) + " check --mail"
+		return f
 	}
 	return nil
 }
@@ -91,14 +94,18 @@ func outcomeOf(code int) string {
 func subject(conf *Conf, log *logger, outcome string) string {
 	host, _ := os.Hostname()
 	vals := map[string]string{"outcome": outcome, "host": host, "date": "", "name": "", "check": "", "cause": ""}
+	failed := false
 	for _, e := range log.events {
 		switch {
 		case e.status == "START":
 			vals["date"] = e.get("date")
 		case e.check == "archive" && e.status == "OK":
 			vals["name"] = e.get("name")
-		case (e.status == "FAILED" || e.status == "WARNING") && vals["check"] == "":
+		// The first failure, else the first warning: a warning before it (a loose conf mode)
+		// must not hide what failed.
+		case e.status == "FAILED" && !failed || e.status == "WARNING" && vals["check"] == "":
 			vals["check"], vals["cause"] = e.check, e.get("cause")
+			failed = e.status == "FAILED"
 		}
 	}
 	if len(vals["cause"]) > 80 {

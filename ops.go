@@ -179,7 +179,7 @@ func check(path string, now time.Time, withMail bool) int {
 			ck.failure("retention", fail)
 		} else {
 			name := archiveName(conf.NameFormat, now)
-			items, _ := planPrune(append(files, remoteFile{Name: name}), conf.NameFormat, now, retention{conf.History, conf.KeepDays, conf.KeepMin}, name)
+			items, _ := planPrune(withName(files, name), conf.NameFormat, now, retention{conf.History, conf.KeepDays, conf.KeepMin}, name)
 			n := 0
 			for _, it := range items {
 				if it.Delete {
@@ -227,9 +227,10 @@ func toolVersion(tool string) (string, error) {
 		return "", err
 	}
 	flag := "--version"
-	if tool == "ssh" {
+	switch tool {
+	case "ssh":
 		flag = "-V"
-	} else if tool == "unzip" {
+	case "unzip", "mutt":
 		flag = "-v"
 	}
 	out, _ := exec.Command(path, flag).CombinedOutput()

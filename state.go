@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The state file records the last dump that reached the archive server. It moves on only after a
@@ -117,16 +118,28 @@ func takeLock(dir string) (*lockFile, error) {
 		return nil, fmt.Errorf("cannot open lock file %q: %v", path, plainErr(err))
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (pid %s holds %q); this run leaves it alone", errLocked, strings.TrimSpace(string(holder)), path)
+			return nil, fmt.Errorf("%w (pid %s holds %q); this run leaves it alone", errLocked, lockHolder(path), path)
 		}
 		return nil, fmt.Errorf("cannot lock %q: %v", path, err)
 	}
-	f.Truncate(0)
-	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	f.WriteAt(pid, 0)
+	f.Truncate(int64(len(pid)))
 	return &lockFile{f}, nil
+}
+
+// lockHolder reads the pid the holder wrote; a run that has just taken the lock may not have
+// written it yet, so it is read again a moment later.
+func lockHolder(path string) string {
+	for i := 0; i < 10; i++ {
+		if data, _ := os.ReadFile(path); len(strings.TrimSpace(string(data))) > 0 {
+			return strings.TrimSpace(string(data))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "unknown"
 }
 
 func (l *lockFile) release() {

@@ -110,7 +110,7 @@ main() {
   login=${login//\\/\\\\}
   login="user = \"${login//\"/\\\"}\""
   # curl before 8.9 may lose the end of an upload over TLS 1.3 (curl/curl#6149, vsftpd replies 426).
-  opts=(-sS --ssl-reqd --tls-max 1.2 --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
+  opts=(-q -sS --ssl-reqd --tls-max 1.2 --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
   [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
 
   local rc=0 out

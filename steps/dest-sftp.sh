@@ -119,6 +119,10 @@ Host archive-dest
   ServerAliveCountMax 2
 CFG
 
+  # rsync splits -e on spaces and reads '...' with '' for a quote: the path (under TMPDIR, the
+  # work folder, which may hold spaces and quotes) stays one word.
+  rsh="ssh -F '${cfg//\'/\'\'}'"
+
   local rc=0
   case $verb in
     check)
@@ -129,13 +133,16 @@ CFG
       ;;
     put)
       [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
-      rsync --secluded-args --inplace --timeout="$t" -e "ssh -F $tmp/ssh_config" -- "$2" "archive-dest:$dir/$3" 2>"$err" || rc=$?
+      rsync --secluded-args --inplace --timeout="$t" -e "$rsh" -- "$2" "archive-dest:$dir/$3" 2>"$err" || rc=$?
       if [[ $rc != 0 ]]; then
         mv -- "$err" "$tmp/put.err"
-        # rsync's words for a missing or read-only folder vary; ask the folder itself.
-        local prc=0
-        remote "rm -f -- $(q "$3"); [ -w . ] || exit 24" || prc=$?
-        [[ $prc == 23 || $prc == 24 ]] && die "$prc" "upload: $(remote_cause "$prc")"
+        # rsync's words for a missing, read-only or full folder vary, and a full disk's may be lost
+        # with the connection; ask the folder itself: writable, and room (KiB) for the archive.
+        local prc=0 need
+        need=$((($(stat -c %s -- "$2") + 1023) / 1024))
+        remote "rm -f -- $(q "$3"); [ -w . ] || exit 24; free=\$(df -Pk . | awk 'NR == 2 { print \$4 }')
+          [ -z \"\$free\" ] || [ \"\$free\" -ge $need ] || exit 25" || prc=$?
+        [[ $prc == 23 || $prc == 24 || $prc == 25 ]] && die "$prc" "upload: $(remote_cause "$prc")"
         fail "$rc" "$tmp/put.err" "upload" rsync
       fi
       ;;
@@ -162,7 +169,7 @@ CFG
       ;;
     get)
       [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      rsync --secluded-args --timeout="$t" -e "ssh -F $tmp/ssh_config" -- "archive-dest:$dir/$2" "$3" 2>"$err" || rc=$?
+      rsync --secluded-args --timeout="$t" -e "$rsh" -- "archive-dest:$dir/$2" "$3" 2>"$err" || rc=$?
       if [[ $rc != 0 ]]; then
         mv -- "$err" "$tmp/get.err"
         local grc=0

@@ -146,7 +146,7 @@ main() {
   login=$ARCHIVE_DEST_USER:$pw
   login=${login//\\/\\\\}
   login="user = \"${login//\"/\\\"}\""
-  opts=(-sS --proto "=https" --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
+  opts=(-q -sS --proto "=https" --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
   [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
 
   case $verb in

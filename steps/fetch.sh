@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fetch.sh: the source side, over HTTPS with curl.
 #
-# Usage: fetch.sh probe          does the URL answer? (no download)
+# Usage: fetch.sh probe          does the URL answer? (no download; retried like get)
 #        fetch.sh get OUT.zip    download to OUT.zip (written as OUT.zip.part, renamed when whole)
 # Inputs (environment):
 #   ARCHIVE_URL          required, https:// only (redirects are followed to https:// only)
@@ -61,24 +61,29 @@ main() {
   [[ $ARCHIVE_URL == https://* ]] || die 3 "the URL must start with https://"
   command -v curl >/dev/null || die 127 "curl not found; install the curl package"
 
-  local opts=(--silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5
+  # -q first: no ~/.curlrc may turn verification off; --globoff: [ ] { } in the URL are data.
+  local opts=(-q --globoff --silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5
     --max-time "${ARCHIVE_TIMEOUT:-600}"
     --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nlast_modified=%header{last-modified}\netag=%header{etag}\n')
   [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
 
+  # curl's own words, its "curl: (N) ..." line only: its advice after it would push the cause out
+  # of the three lines the log keeps. A global: the EXIT trap runs after main has returned.
+  err=$(mktemp)
+  trap 'rm -f -- "$err"' EXIT
   local attempts=0 max=$((${ARCHIVE_RETRIES:-2} + 1)) delay=${ARCHIVE_RETRY_DELAY:-10} retried=""
   local out rc status code transient text
   while :; do
     attempts=$((attempts + 1))
     rc=0
     if [[ $verb == probe ]]; then
-      out=$(curl "${opts[@]}" --head --output /dev/null -- "$ARCHIVE_URL") || rc=$?
+      out=$(curl "${opts[@]}" --head --output /dev/null -- "$ARCHIVE_URL" 2>"$err") || rc=$?
       # Some servers refuse HEAD; ask for one byte instead.
       if [[ $rc == 0 && $out =~ status=(405|501) ]]; then
-        out=$(curl "${opts[@]}" --range 0-0 --output /dev/null -- "$ARCHIVE_URL") || rc=$?
+        out=$(curl "${opts[@]}" --range 0-0 --output /dev/null -- "$ARCHIVE_URL" 2>"$err") || rc=$?
       fi
     else
-      out=$(curl "${opts[@]}" --output "$2.part" -- "$ARCHIVE_URL") || rc=$?
+      out=$(curl "${opts[@]}" --output "$2.part" -- "$ARCHIVE_URL" 2>"$err") || rc=$?
     fi
     status=$(sed -n 's/^status=//p' <<<"${out:-}")
     if [[ $verb == get && $rc == 0 && $status == 2?? ]] &&
@@ -86,7 +91,8 @@ main() {
       rc=18 # fewer bytes than Content-Length announced
     fi
     read -r code transient text < <(cause "$rc" "${status:-000}")
-    [[ $code == 0 || $transient == no || $attempts -ge $max || $verb == probe ]] && break
+    [[ $code == 0 ]] || grep -m 1 '^curl: (' "$err" >&2 || true
+    [[ $code == 0 || $transient == no || $attempts -ge $max ]] && break
     printf 'fetch: attempt %d failed (%s), retrying in %ss\n' "$attempts" "$text" "$delay" >&2
     retried=$text
     sleep "$delay"

@@ -50,7 +50,7 @@ main() {
   # Hash while writing: the archive is not read back just to checksum it.
   local sum
   sum=$(tar -C "$(dirname -- "$sql")" -cf - -- "$(basename -- "$sql")" 2>"$err" |
-    "$zip" -c "-$level" 2>>"$err" | tee -- "$tgz.part" 2>>"$err" | sha256sum) || {
+    "$zip" -c -n "-$level" 2>>"$err" | tee -- "$tgz.part" 2>>"$err" | sha256sum) || {
     grep -qi 'no space' "$err" && die 21 "cannot write the archive: no space left on device"
     grep -qi 'permission denied' "$err" && die 21 "cannot write the archive: permission denied"
     die 20 "packing failed: $(tail -n 1 "$err")"

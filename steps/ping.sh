@@ -30,7 +30,7 @@ main() {
   command -v curl >/dev/null || die 127 "curl not found"
   local url=${ARCHIVE_PING_URL%/}
   [[ $event == success ]] || url+=/$event
-  local opts=(--silent --show-error --fail --max-time "${ARCHIVE_TIMEOUT:-10}" --retry 2 --output /dev/null)
+  local opts=(-q --silent --show-error --fail --max-time "${ARCHIVE_TIMEOUT:-10}" --retry 2 --output /dev/null)
   [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
   local rc=0
   printf 'url = "%s"\n' "${url//\"/\\\"}" | curl "${opts[@]}" --config - || rc=$?

@@ -80,10 +80,12 @@ main() {
   err=$(mktemp)
   sum=$(mktemp)
   trap 'rm -f -- "$err" "$sum"' EXIT
-  set +o pipefail
+  # Every status is read from PIPESTATUS: without +e, sha256sum failing to write its line on a
+  # full disk would end the script with code 1 before the cause is told.
+  set +e +o pipefail
   unzip -p -- "$zip" "$(literal "$want")" 2>"$err" | head -c $((max + 1)) | tee -- "$out.part" | sha256sum >"$sum"
   local st=("${PIPESTATUS[@]}")
-  set -o pipefail
+  set -e -o pipefail
   local size
   size=$(stat -c %s -- "$out.part" 2>/dev/null || echo 0)
   if ((size > max)); then
@@ -102,6 +104,14 @@ main() {
     rm -f -- "$out.part"
     die 25 "the member is $size bytes, below min_size ($min bytes): the dump looks empty or truncated"
   fi
+  # The member's own time (zipinfo -T: yyyymmdd.hhmmss), so that the same dump packs into the
+  # same archive, byte for byte, and a rerun finds it already on the server.
+  local stamp
+  stamp=$(unzip -Z -T -- "$zip" "$(literal "$want")" 2>/dev/null | grep -o ' [0-9]\{8\}\.[0-9]\{6\} ' | head -n 1 || true)
+  stamp=${stamp// /}
+  # A member without a valid time (zero, as some writers leave it) gets the zip epoch, 1980-01-01.
+  touch -m -t "${stamp:0:8}${stamp:9:4}.${stamp:13:2}" -- "$out.part" 2>/dev/null ||
+    touch -m -t 198001010000.00 -- "$out.part"
   mv -f -- "$out.part" "$out"
   printf 'size=%s\nsha256=%s\n' "$size" "$(cut -d' ' -f1 "$sum")"
 }
