@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
-SHELL_FILES = steps/*.sh testdata/*.sh testdata/servers/*.sh .ci/run
+SHELL_FILES = steps/*.sh testdata/*.sh testdata/servers/*.sh testdata/bench/*.sh .ci/run
 
 RUN_AS ?= archive
 CRON_TIME ?= 30 2 * * *
@@ -10,7 +10,11 @@ BINDIR = $(PREFIX)/bin
 LIBDIR = $(PREFIX)/lib/archive
 SHAREDIR = $(PREFIX)/share/archive
 
-.PHONY: help build test lint demo clean install uninstall
+DOCS_MD = $(wildcard docs/*.md docs/fr/*.md)
+PANDOC_FLAGS = --from markdown-smart --standalone --self-contained --toc --toc-depth=2 \
+	--shift-heading-level-by=-1 --css docs/pandoc/style.css --lua-filter docs/pandoc/links.lua
+
+.PHONY: help build test lint demo bench clean install uninstall docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +29,7 @@ archive: $(wildcard *.go) go.mod go.sum
 test: lint ## lint, then every test against real local servers (CI=true: a missing server fails)
 	$(GO) test -count=1 $(TESTFLAGS) ./...
 	bash testdata/mail_test.sh
+	bash testdata/bench/reuse_test.sh
 	bash testdata/dest_test.sh
 
 lint: ## gofmt, go vet, shellcheck
@@ -35,8 +40,20 @@ lint: ## gofmt, go vet, shellcheck
 demo: ## the whole job on a local HTTPS source and a local sshd (installs missing packages as root)
 	bash testdata/demo.sh
 
+bench: build ## the benchmark: 64M, 512M and 2G dumps, ~15 min as root (SIZES=64M for one); writes docs/benchmarks.md
+	BENCH_ARCHIVE=$(CURDIR)/archive bash testdata/bench/run.sh $(SIZES)
+
+docs: ## diagrams to SVG (kept in git), documents to HTML and PDF in docs/build (plantuml, pandoc, weasyprint)
+	plantuml -tsvg docs/diagrams/*.puml
+	@for md in $(DOCS_MD); do \
+	  out=docs/build/$${md#docs/}; out=$${out%.md}; mkdir -p "$$(dirname "$$out")"; \
+	  echo "$$md -> $$out.html $$out.pdf"; \
+	  pandoc $(PANDOC_FLAGS) --resource-path="$$(dirname "$$md")" -o "$$out.html" "$$md" && \
+	  weasyprint -q "$$out.html" "$$out.pdf" || exit 1; \
+	done
+
 clean: ## remove build outputs
-	rm -rf archive build
+	rm -rf archive build docs/build
 
 # The files install writes besides the program. Kept here, so that the Makefile is the one place
 # that knows the installed paths.

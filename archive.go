@@ -266,30 +266,60 @@ func (r *run) checks(ctx context.Context) int {
 	r.log.ok("url", kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]),
 		kv("retried_after", res.facts["retried"]), kv("url", c.URL))
 
-	// 2. download: the zip arrived whole.
+	// 2. download: the zip arrived whole, or the server answered that it has not changed since
+	// the last archived one (HTTP 304), which then stands for its dump.
 	zip := filepath.Join(r.work, "source.zip")
-	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: src, timeout: maxWait, causes: fetchCauses, timeoutKey: "[source] timeout"}
+	last, _ := readState(c.StateDir) // a state file that cannot be read fails check "changed"
+	getEnv := src
+	if c.Conditional && c.OnUnchanged != "archive" && last.SHA256 != "" {
+		if last.ETag != "" {
+			getEnv = append(getEnv, "ARCHIVE_IF_NONE_MATCH="+last.ETag)
+		}
+		if last.LastModified != "" {
+			getEnv = append(getEnv, "ARCHIVE_IF_MODIFIED_SINCE="+last.LastModified)
+		}
+	}
+	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: getEnv, timeout: maxWait, causes: fetchCauses, timeoutKey: "[source] timeout"}
 	res, fail = r.do(ctx, get, exitDownload)
 	if fail != nil {
 		return r.fail(fail)
 	}
-	facts := []fact{kv("size", res.facts["size"]), kv("attempts", res.facts["attempts"])}
-	if res.facts["retried"] != "" {
-		facts = append(facts, kv("retried_after", res.facts["retried"]))
-	}
-	r.log.ok("download", append(facts, kv("duration", res.facts["duration"]))...)
-
-	// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one pass.
+	etag, lastModified := headerValue(res.facts["etag"]), settled(headerValue(res.facts["last_modified"]), res.facts["date"])
 	sql := filepath.Join(r.work, c.ExpectedFile)
-	unpack := step{check: "zip-content", script: "unpack.sh", args: []string{zip, sql}, timeout: c.PackTimeout, causes: unpackCauses, timeoutKey: "[archive] timeout", before: &get,
-		env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
-	res, fail = r.do(ctx, unpack, exitZipContent)
-	if fail != nil {
-		return r.fail(fail)
+	// auto reuses the zip's own deflate data when it can: nothing is compressed again, and the
+	// dump never needs to be written (pack.sh compresses instead when the member is not deflated).
+	reuse := c.Compressor == "reuse" || c.Compressor == "auto"
+	var sum string
+	var unpack step
+	if res.facts["status"] == "304" {
+		etag, lastModified, sum = last.ETag, last.LastModified, last.SHA256
+		r.log.ok("download", kv("status", "304"), kv("note", "not modified since the last archive: nothing downloaded"), kv("duration", res.facts["duration"]))
+		r.log.skipped("zip-content", kv("reason", "the zip is the one archived on "+last.Date+" (HTTP 304)"))
+	} else {
+		facts := []fact{kv("size", res.facts["size"]), kv("attempts", res.facts["attempts"])}
+		if res.facts["retried"] != "" {
+			facts = append(facts, kv("retried_after", res.facts["retried"]))
+		}
+		r.log.ok("download", append(facts, kv("duration", res.facts["duration"]))...)
+
+		// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one
+		// pass. With reuse the dump is only hashed, never written: pack takes the zip's data.
+		out := sql
+		if reuse {
+			out = "-"
+		}
+		unpack = step{check: "zip-content", script: "unpack.sh", args: []string{zip, out}, timeout: c.PackTimeout, causes: unpackCauses, timeoutKey: "[archive] timeout", before: &get,
+			env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
+		res, fail = r.do(ctx, unpack, exitZipContent)
+		if fail != nil {
+			return r.fail(fail)
+		}
+		if !reuse {
+			os.Remove(zip) // the work folder never holds more than it needs
+		}
+		sum = res.facts["sha256"]
+		r.log.ok("zip-content", kv("file", c.ExpectedFile), kv("size", res.facts["size"]), kv("sha256", sum))
 	}
-	os.Remove(zip) // the work folder never holds more than it needs
-	sum := res.facts["sha256"]
-	r.log.ok("zip-content", kv("file", c.ExpectedFile), kv("size", res.facts["size"]), kv("sha256", sum))
 
 	// 4. changed: the dump differs from the last one archived.
 	prev, err := readState(c.StateDir)
@@ -313,6 +343,14 @@ func (r *run) checks(ctx context.Context) int {
 			return r.fail(&failure{check: "changed", exit: exitChanged, cause: "the dump is the same as the one archived on " + prev.Date,
 				key: "[archive] on_unchanged", hint: "the export on the source server may have stopped; check it"})
 		case "skip":
+			if etag != prev.ETag || lastModified != prev.LastModified {
+				// A new zip of the same dump: remember it, so that tomorrow's answer can be 304.
+				p := prev
+				p.ETag, p.LastModified = etag, lastModified
+				if err := writeState(c.StateDir, p); err != nil {
+					r.log.warning("changed", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
+				}
+			}
 			r.log.warning("changed", append([]fact{kv("cause", "the dump is the same as the last one archived; nothing to do")}, same...)...)
 			for _, id := range []string{"archive", "connection", "transfer"} {
 				r.log.skipped(id, kv("reason", "unchanged dump (on_unchanged = skip)"))
@@ -330,13 +368,19 @@ func (r *run) checks(ctx context.Context) int {
 
 	// 5. archive: NAME.tgz made and proven to be a valid gzip tar.
 	tgz := filepath.Join(r.work, name)
+	packEnv := []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + fmt.Sprint(c.CompressionLevel)}
+	if reuse {
+		// The .tgz is made of the zip's own deflate data: nothing is compressed again.
+		packEnv = []string{"ARCHIVE_COMPRESSOR=reuse", "ARCHIVE_COMPRESSION_LEVEL=" + fmt.Sprint(c.CompressionLevel), "ARCHIVE_ZIP=" + zip, "ARCHIVE_MEMBER=" + c.ExpectedFile}
+	}
 	pack := step{check: "archive", script: "pack.sh", args: []string{sql, tgz}, timeout: c.PackTimeout, causes: packCauses, timeoutKey: "[archive] timeout", before: &unpack,
-		env: []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + fmt.Sprint(c.CompressionLevel)}}
+		env: packEnv}
 	res, fail = r.do(ctx, pack, exitArchive)
 	if fail != nil {
 		return r.fail(fail)
 	}
 	os.Remove(sql)
+	os.Remove(zip)
 	tgzSum, tgzSize := res.facts["sha256"], res.facts["size"]
 	r.log.ok("archive", kv("name", name), kv("size", tgzSize), kv("sha256", tgzSum), kv("compressor", res.facts["compressor"]))
 
@@ -356,7 +400,8 @@ func (r *run) checks(ctx context.Context) int {
 	}
 
 	// Only now does the state move on: a failed upload is retried by the next run.
-	if err := writeState(c.StateDir, state{SHA256: sum, Date: r.now.Format("2006-01-02"), Name: name, ArchiveSHA256: tgzSum, Changed: changed}); err != nil {
+	if err := writeState(c.StateDir, state{SHA256: sum, Date: r.now.Format("2006-01-02"), Name: name, ArchiveSHA256: tgzSum, Changed: changed,
+		ETag: etag, LastModified: lastModified}); err != nil {
 		return r.fail(&failure{check: "state", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir",
 			hint: "the archive is on the server, but the next run will archive the same dump again; fix state_dir"})
 	}
@@ -439,3 +484,25 @@ func stepsDir() string {
 
 // libStepsDir is where make install puts the steps; -ldflags can change it.
 var libStepsDir = "/usr/local/lib/archive/steps"
+
+// headerValue keeps a response header fit to be sent back in a request: one printable line.
+func headerValue(v string) string {
+	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return ""
+	}
+	return v
+}
+
+// settled keeps a Last-Modified only when it is at least a minute older than the answer's own
+// Date: a file written again within the same second keeps its Last-Modified, so a younger one
+// cannot tell two versions apart (RFC 9110, 8.8.2.2). Then the zip is downloaded again.
+func settled(lastModified, date string) string {
+	lm, err := time.Parse(time.RFC1123, lastModified)
+	if err != nil {
+		return ""
+	}
+	if d, err := time.Parse(time.RFC1123, date); err != nil || d.Sub(lm) < time.Minute {
+		return ""
+	}
+	return lastModified
+}

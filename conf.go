@@ -34,6 +34,7 @@ var confKeys = []confKey{
 	{"source", "retry_delay", "10", false},
 	{"source", "min_size", "1", false},
 	{"source", "max_size", "64G", false},
+	{"source", "conditional", "yes", false},
 
 	{"archive", "name_format", "%Y%d%m", false},
 	{"archive", "work_dir", "/var/lib/archive/work", true},
@@ -102,6 +103,7 @@ type Conf struct {
 	RetryDelay   time.Duration
 	MinSize      int64
 	MaxSize      int64
+	Conditional  bool // send the last archived zip's ETag and Last-Modified; 304 means unchanged
 
 	NameFormat       string
 	WorkDir          string
@@ -228,6 +230,7 @@ func loadConf(path string) (*Conf, error) {
 	c.RetryDelay = v.seconds0(f, "source", "retry_delay")
 	c.MinSize = v.size(f, "source", "min_size")
 	c.MaxSize = v.size(f, "source", "max_size")
+	c.Conditional = v.yesNo(f, "source", "conditional")
 	if c.MaxSize > 0 && c.MinSize > c.MaxSize {
 		v.add("source", "min_size", "is larger than max_size")
 	}
@@ -236,7 +239,7 @@ func loadConf(path string) (*Conf, error) {
 	c.WorkDir = v.dir(f, "archive", "work_dir")
 	c.StateDir = v.dir(f, "archive", "state_dir")
 	c.OnUnchanged = v.oneOf(f, "archive", "on_unchanged", "skip", "fail", "archive")
-	c.Compressor = v.oneOf(f, "archive", "compressor", "auto", "gzip", "pigz")
+	c.Compressor = v.oneOf(f, "archive", "compressor", "auto", "gzip", "pigz", "reuse")
 	c.CompressionLevel = v.intRange(f, "archive", "compression_level", 1, 9)
 	c.PackTimeout = v.seconds(f, "archive", "timeout")
 	c.MaxUnchangedDays = v.intRange(f, "archive", "max_unchanged_days", 0, 3650)

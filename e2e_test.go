@@ -238,8 +238,13 @@ func (e *env) writeConf() string {
 			fmt.Fprintf(&b, "%s = %s\n", k, v)
 		}
 	}
+	// Written aside, then renamed: a run started just before reads a whole conf, never a
+	// truncated one.
 	path := filepath.Join(e.dir, "archive.conf")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(path+".new", []byte(b.String()), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
 		e.t.Fatal(err)
 	}
 	return path

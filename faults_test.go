@@ -1157,6 +1157,7 @@ func faults() []fault {
 		{name: "work dir filling up during extraction fails zip-content naming work_dir",
 			setup: func(f *fenv) {
 				f.mountSmall(filepath.Join(f.dir, "work"), "256k", 0)
+				f.conf["archive"]["compressor"] = "pigz" // auto never writes the dump to disk
 				f.zip(map[string]string{"dump.sql": strings.Repeat("INSERT INTO t VALUES (1, 'same');\n", 60000)})
 			},
 			exit: exitZipContent, check: "zip-content", cause: `cannot write the dump in the work folder \(disk full or permission\)" .*key="\[archive\] work_dir"`},
@@ -1353,8 +1354,12 @@ func faults() []fault {
 				return false
 			}
 		}),
-		killDuring("zip-content", func(f *fenv) func() bool { return paused(f.pauseAt("unzip", "-p *")) }),
+		killDuring("zip-content", func(f *fenv) func() bool {
+			a, b := f.pauseAt("unzip", "-p *"), f.pauseAt("pigz", "-dc") // unpack.sh inflates with either
+			return func() bool { return exists(a) || exists(b) }
+		}),
 		killDuring("archive", func(f *fenv) func() bool {
+			f.conf["archive"]["compressor"] = "pigz" // a compression long enough to be killed in
 			a, b := f.pauseAt("pigz", "-c*-[1-9]"), f.pauseAt("gzip", "-c*-[1-9]")
 			return func() bool { return exists(a) || exists(b) }
 		}),

@@ -25,6 +25,9 @@ type state struct {
 	Name          string // the archive's name
 	ArchiveSHA256 string // of the .tgz as uploaded
 	Changed       string // the day the dump last changed, YYYY-MM-DD
+	// The validators of the zip whose dump this is, sent back as If-None-Match and
+	// If-Modified-Since: a 304 answer means the same zip, so the same dump.
+	ETag, LastModified string
 }
 
 var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -55,6 +58,10 @@ func readState(dir string) (state, error) {
 			s.ArchiveSHA256 = v
 		case "changed":
 			s.Changed = v
+		case "etag":
+			s.ETag = v
+		case "last_modified":
+			s.LastModified = v
 		}
 	}
 	if !hexSum.MatchString(s.SHA256) {
@@ -68,8 +75,8 @@ func readState(dir string) (state, error) {
 
 // writeState replaces the state file atomically.
 func writeState(dir string, s state) error {
-	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\nchanged=%s\n",
-		s.SHA256, s.Date, s.Name, s.ArchiveSHA256, s.Changed)
+	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\nchanged=%s\netag=%s\nlast_modified=%s\n",
+		s.SHA256, s.Date, s.Name, s.ArchiveSHA256, s.Changed, s.ETag, s.LastModified)
 	return writeFileAtomic(dir, stateFile, []byte(body))
 }
 

@@ -118,6 +118,12 @@ Host archive-dest
   ServerAliveInterval $t
   ServerAliveCountMax 2
 CFG
+  # Under archive, TMPDIR is the run's private work folder: the run's ssh and rsync calls share
+  # one connection through a socket there, closed 3 seconds after the last call. (A socket's path
+  # is limited to about 100 bytes.)
+  if [[ -n ${TMPDIR:-} && -d $TMPDIR && -O $TMPDIR && ${#TMPDIR} -lt 80 ]]; then
+    printf '  ControlMaster auto\n  ControlPath %s/ssh\n  ControlPersist 3\n' "$TMPDIR" >>"$cfg"
+  fi
 
   # rsync splits -e on spaces and reads '...' with '' for a quote: the path (under TMPDIR, the
   # work folder, which may hold spaces and quotes) stays one word.
@@ -153,7 +159,7 @@ CFG
     verify)
       [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
       local out sum size
-      out=$(remote "[ -f $(q "$2") ] || exit 29; wc -c <$(q "$2"); sha256sum -- $(q "$2")") || fail "$?" "$err" "verify"
+      out=$(remote "[ -f $(q "$2") ] || exit 29; wc -c <$(q "$2"); openssl dgst -sha256 -r -- $(q "$2") 2>/dev/null || sha256sum -- $(q "$2")") || fail "$?" "$err" "verify"
       size=$(sed -n 1p <<<"$out" | tr -d ' ')
       sum=$(sed -n 2p <<<"$out" | cut -d' ' -f1)
       printf 'sha256=%s\nsize=%s\n' "$sum" "$size"

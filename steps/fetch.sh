@@ -9,7 +9,12 @@
 #   ARCHIVE_TIMEOUT      seconds for one attempt (default 600)
 #   ARCHIVE_RETRIES      further attempts after a transient failure (default 2)
 #   ARCHIVE_RETRY_DELAY  seconds between attempts, doubled each time (default 10)
-# Output (stdout, key=value lines): status, size, last_modified, etag; with get also attempts and
+#   ARCHIVE_IF_NONE_MATCH      get: the ETag of the last archived zip (optional)
+#   ARCHIVE_IF_MODIFIED_SINCE  get: its Last-Modified (optional). When the server answers 304 Not
+#                        Modified to either, nothing is downloaded, OUT.zip is not written, and
+#                        get prints status=304 and exits 0.
+# Output (stdout, key=value lines): status, size, last_modified, etag, date (the answer's own, to
+#   tell how old last_modified is); with get also attempts and
 #   retried (the cause of the last failed attempt, when there was one).
 # Exit codes:
 #   0 OK                                       12 TLS certificate not trusted (unknown CA, wrong name)
@@ -40,6 +45,7 @@ need() {
 cause() {
   case $1 in
     0) if [[ $2 == 2?? ]]; then echo 0 no OK
+       elif [[ $2 == 304 && -n ${ARCHIVE_IF_NONE_MATCH:-}${ARCHIVE_IF_MODIFIED_SINCE:-} ]]; then echo 0 no "not modified"
        elif [[ $2 == 408 || $2 == 429 || $2 == 5?? ]]; then echo 14 yes "HTTP $2"
        else echo 14 no "HTTP $2"; fi ;;
     6) echo 10 yes "cannot resolve the host name" ;;
@@ -64,8 +70,11 @@ main() {
   # -q first: no ~/.curlrc may turn verification off; --globoff: [ ] { } in the URL are data.
   local opts=(-q --globoff --silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5
     --max-time "${ARCHIVE_TIMEOUT:-600}"
-    --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nlast_modified=%header{last-modified}\netag=%header{etag}\n')
+    --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nlast_modified=%header{last-modified}\netag=%header{etag}\ndate=%header{date}\n')
   [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
+  local cond=()
+  [[ -n ${ARCHIVE_IF_NONE_MATCH:-} ]] && cond+=(--header "If-None-Match: $ARCHIVE_IF_NONE_MATCH")
+  [[ -n ${ARCHIVE_IF_MODIFIED_SINCE:-} ]] && cond+=(--header "If-Modified-Since: $ARCHIVE_IF_MODIFIED_SINCE")
 
   # curl's own words, its "curl: (N) ..." line only: its advice after it would push the cause out
   # of the three lines the log keeps. A global: the EXIT trap runs after main has returned.
@@ -83,7 +92,7 @@ main() {
         out=$(curl "${opts[@]}" --range 0-0 --output /dev/null -- "$ARCHIVE_URL" 2>"$err") || rc=$?
       fi
     else
-      out=$(curl "${opts[@]}" --output "$2.part" -- "$ARCHIVE_URL" 2>"$err") || rc=$?
+      out=$(curl "${opts[@]}" "${cond[@]}" --output "$2.part" -- "$ARCHIVE_URL" 2>"$err") || rc=$?
     fi
     status=$(sed -n 's/^status=//p' <<<"${out:-}")
     if [[ $verb == get && $rc == 0 && $status == 2?? ]] &&
@@ -110,7 +119,9 @@ main() {
     [[ $verb == get ]] && rm -f -- "$2.part"
     die "$code" "$text: $ARCHIVE_URL"
   fi
-  if [[ $verb == get ]]; then
+  if [[ $verb == get && $status == 304 ]]; then
+    rm -f -- "$2.part" # nothing came: the zip on the server is still the one archived last
+  elif [[ $verb == get ]]; then
     mv -f -- "$2.part" "$2"
   fi
 }

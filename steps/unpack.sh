@@ -2,13 +2,17 @@
 # unpack.sh: check the zip and extract the one expected member, hashing it on the way out.
 #
 # Usage: unpack.sh ZIP OUT      extracts member ARCHIVE_EXPECTED_FILE of ZIP to OUT
+#        unpack.sh ZIP -        checks and hashes the member, writing it nowhere (compressor reuse)
 # Inputs (environment):
 #   ARCHIVE_EXPECTED_FILE  required: the member's exact name at the root of the zip (a member of
 #                          that name inside a folder does not count)
 #   ARCHIVE_MAX_SIZE       bytes; extraction stops past it (zip bomb guard; default 64 GiB)
 #   ARCHIVE_MIN_SIZE       bytes; a smaller member is refused (default 1)
 # Output (stdout, key=value lines): size, sha256 of the extracted member.
-# Nothing but OUT is ever written: the member is streamed (unzip -p), never unpacked by its name.
+# Nothing but OUT is ever written: the member is streamed, never unpacked by its name. A deflated
+# member is inflated by pigz when installed (about twice unzip's speed), as a gzip stream made of
+# the member's own data, CRC-32 and size, so that both are checked as unzip checks them; the
+# sha256 is openssl's when installed (the CPU's SHA instructions: ten times sha256sum's speed).
 # Exit codes:
 #   0 OK                                        23 several members carry that exact name
 #   2 usage or missing input                    24 the member expands past ARCHIVE_MAX_SIZE
@@ -45,6 +49,38 @@ literal() {
   printf '%s' "$out"
 }
 
+# sha256 of stdin.
+sha256() {
+  if command -v openssl >/dev/null; then openssl dgst -sha256 -r; else sha256sum; fi
+}
+
+# zipfield INFO LABEL: the first word after "LABEL:" in zipinfo -v's output.
+zipfield() { sed -n "s/^  $2: *\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# le32 N: N as four little-endian bytes, in printf %b escapes.
+le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+
+# inflate ZIP NAME: the member's bytes on stdout.
+inflate() {
+  local info h off crc usize
+  info=$(unzip -Z -v -- "$1" "$(literal "$2")" 2>/dev/null) || true
+  if ! command -v pigz >/dev/null || [[ $(zipfield "$info" 'compression method') != deflated ||
+    $(zipfield "$info" 'file security status') != not ]]; then
+    unzip -p -- "$1" "$(literal "$2")"
+    return
+  fi
+  off=$(zipfield "$info" 'offset of local header from start of archive')
+  read -ra h <<<"$(od -An -tu1 -v -j "$off" -N 30 -- "$1" | tr -s ' \n' '  ')"
+  [[ ${#h[@]} == 30 && ${h[*]:0:4} == "80 75 3 4" ]] || { echo "no member header at offset $off" >&2; return 1; }
+  crc=$(zipfield "$info" '32-bit CRC value (hex)') usize=$(zipfield "$info" 'uncompressed size')
+  {
+    printf '\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03'
+    dd if="$1" bs=1M iflag=skip_bytes,count_bytes status=none count="$(zipfield "$info" 'compressed size')" \
+      skip=$((off + 30 + h[26] + 256 * h[27] + h[28] + 256 * h[29]))
+    printf '%b' "$(le32 $((16#$crc)))$(le32 $((usize & 0xffffffff)))"
+  } | pigz -dc
+}
+
 main() {
   [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
   [[ $# == 2 ]] || die 2 "usage: unpack.sh ZIP OUT (-h for help)"
@@ -79,30 +115,43 @@ main() {
   # Globals, not locals: the EXIT trap runs after main has returned.
   err=$(mktemp)
   sum=$(mktemp)
-  trap 'rm -f -- "$err" "$sum"' EXIT
+  trap 'rm -f -- "$err" "$sum" "$sum.size"' EXIT
   # Every status is read from PIPESTATUS: without +e, sha256sum failing to write its line on a
   # full disk would end the script with code 1 before the cause is told.
   set +e +o pipefail
-  unzip -p -- "$zip" "$(literal "$want")" 2>"$err" | head -c $((max + 1)) | tee -- "$out.part" | sha256sum >"$sum"
-  local st=("${PIPESTATUS[@]}")
+  local size st
+  if [[ $out == - ]]; then
+    # dd bounds the stream as head -c does, and counts it (its last line on stderr).
+    inflate "$zip" "$want" 2>"$err" | dd bs=1M iflag=count_bytes,fullblock count=$((max + 1)) 2>"$sum.size" |
+      sha256 >"$sum"
+    st=("${PIPESTATUS[0]}" "${PIPESTATUS[1]}" 0 "${PIPESTATUS[2]}")
+    size=$(sed -n 's/ bytes .*//p' "$sum.size")
+    size=${size:-0}
+  else
+    inflate "$zip" "$want" 2>"$err" | head -c $((max + 1)) | tee -- "$out.part" | sha256 >"$sum"
+    st=("${PIPESTATUS[@]}")
+    size=$(stat -c %s -- "$out.part" 2>/dev/null || echo 0)
+  fi
   set -e -o pipefail
-  local size
-  size=$(stat -c %s -- "$out.part" 2>/dev/null || echo 0)
   if ((size > max)); then
-    rm -f -- "$out.part"
+    [[ $out == - ]] || rm -f -- "$out.part"
     die 24 "the member expands past max_size ($max bytes); extraction stopped"
   fi
   if [[ ${st[2]} != 0 || ${st[3]} != 0 ]]; then
-    rm -f -- "$out.part"
+    [[ $out == - ]] || rm -f -- "$out.part"
     die 26 "cannot write the extracted file (disk full or permission denied)"
   fi
   if [[ ${st[0]} != 0 ]]; then
-    rm -f -- "$out.part"
-    die 21 "the zip is corrupt or truncated (unzip code ${st[0]}: $(grep -v '^$' "$err" | tail -n 1))"
+    [[ $out == - ]] || rm -f -- "$out.part"
+    die 21 "the zip is corrupt or truncated (code ${st[0]}: $(grep -v '^$' "$err" | tail -n 1))"
   fi
   if ((size < min)); then
-    rm -f -- "$out.part"
+    [[ $out == - ]] || rm -f -- "$out.part"
     die 25 "the member is $size bytes, below min_size ($min bytes): the dump looks empty or truncated"
+  fi
+  if [[ $out == - ]]; then
+    printf 'size=%s\nsha256=%s\n' "$size" "$(cut -d' ' -f1 "$sum")"
+    return
   fi
   # The member's own time (zipinfo -T: yyyymmdd.hhmmss), so that the same dump packs into the
   # same archive, byte for byte, and a rerun finds it already on the server.
