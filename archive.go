@@ -269,14 +269,16 @@ func (r *run) checks(ctx context.Context) int {
 	// 2. download: the zip arrived whole, or the server answered that it has not changed since
 	// the last archived one (HTTP 304), which then stands for its dump.
 	zip := filepath.Join(r.work, "source.zip")
-	last, _ := readState(c.StateDir) // a state file that cannot be read fails check "changed"
+	// Read once, here: its validators make the download conditional; a state file that cannot
+	// be read fails check "changed" below, after the download.
+	prev, stateErr := readState(c.StateDir)
 	getEnv := src
-	if c.Conditional && c.OnUnchanged != "archive" && last.SHA256 != "" {
-		if last.ETag != "" {
-			getEnv = append(getEnv, "ARCHIVE_IF_NONE_MATCH="+last.ETag)
+	if c.Conditional && c.OnUnchanged != "archive" && prev.SHA256 != "" {
+		if prev.ETag != "" {
+			getEnv = append(getEnv, "ARCHIVE_IF_NONE_MATCH="+prev.ETag)
 		}
-		if last.LastModified != "" {
-			getEnv = append(getEnv, "ARCHIVE_IF_MODIFIED_SINCE="+last.LastModified)
+		if prev.LastModified != "" {
+			getEnv = append(getEnv, "ARCHIVE_IF_MODIFIED_SINCE="+prev.LastModified)
 		}
 	}
 	get := step{check: "download", script: "fetch.sh", args: []string{"get", zip}, env: getEnv, timeout: maxWait, causes: fetchCauses, timeoutKey: "[source] timeout"}
@@ -292,9 +294,9 @@ func (r *run) checks(ctx context.Context) int {
 	var sum string
 	var unpack step
 	if res.facts["status"] == "304" {
-		etag, lastModified, sum = last.ETag, last.LastModified, last.SHA256
+		etag, lastModified, sum = prev.ETag, prev.LastModified, prev.SHA256
 		r.log.ok("download", kv("status", "304"), kv("note", "not modified since the last archive: nothing downloaded"), kv("duration", res.facts["duration"]))
-		r.log.skipped("zip-content", kv("reason", "the zip is the one archived on "+last.Date+" (HTTP 304)"))
+		r.log.skipped("zip-content", kv("reason", "the zip is the one archived on "+prev.Date+" (HTTP 304)"))
 	} else {
 		facts := []fact{kv("size", res.facts["size"]), kv("attempts", res.facts["attempts"])}
 		if res.facts["retried"] != "" {
@@ -322,9 +324,8 @@ func (r *run) checks(ctx context.Context) int {
 	}
 
 	// 4. changed: the dump differs from the last one archived.
-	prev, err := readState(c.StateDir)
-	if err != nil {
-		return r.fail(&failure{check: "changed", exit: exitChanged, cause: err.Error(), key: "[archive] state_dir",
+	if stateErr != nil {
+		return r.fail(&failure{check: "changed", exit: exitChanged, cause: stateErr.Error(), key: "[archive] state_dir",
 			hint: "fix or remove the state file; removing it makes the next run archive the dump as new"})
 	}
 	name := archiveName(c.NameFormat, r.now)
