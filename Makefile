@@ -14,7 +14,7 @@ DOCS_MD = $(wildcard docs/*.md docs/fr/*.md)
 PANDOC_FLAGS = --from markdown-smart --standalone --self-contained --toc --toc-depth=2 \
 	--shift-heading-level-by=-1 --css docs/pandoc/style.css --lua-filter docs/pandoc/links.lua
 
-.PHONY: help build test lint demo bench clean install uninstall docs
+.PHONY: help build deps test lint demo bench clean install uninstall docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ build: ## build ./archive (it finds its steps in ./steps)
 archive: $(wildcard *.go) go.mod go.sum
 	$(MAKE) build
 
-test: lint ## lint, then every test against real local servers (CI=true: a missing server fails)
-	$(GO) test -count=1 $(TESTFLAGS) ./...
+deps: ## install what the tests need (as root on Debian); as another user, say what is missing
+	bash testdata/deps.sh test
+
+test: deps lint ## lint, then every test against real local servers, with -race (CI=true: a missing server fails)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(GO) test -race -count=1 $(TESTFLAGS) ./...
 	bash testdata/mail_test.sh
 	bash testdata/bench/reuse_test.sh
 	bash testdata/dest_test.sh
@@ -35,9 +38,12 @@ test: lint ## lint, then every test against real local servers (CI=true: a missi
 lint: ## gofmt, go vet, shellcheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
-	shellcheck -x $(SHELL_FILES)
+	@if command -v shellcheck >/dev/null; then shellcheck -x $(SHELL_FILES); \
+	elif [ "$$CI" = true ]; then echo "lint: shellcheck is missing" >&2; exit 1; \
+	else echo "lint: shellcheck is missing, shell files not linted (sudo apt-get install -y shellcheck)" >&2; fi
 
 demo: ## the whole job on a local HTTPS source and a local sshd (installs missing packages as root)
+	bash testdata/deps.sh demo
 	bash testdata/demo.sh
 
 bench: build ## the benchmark: 64M, 512M and 2G dumps, ~15 min as root (SIZES=64M for one); writes docs/benchmarks.md

@@ -1,17 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh: the whole job on this machine, with nothing outside it: a local HTTPS server publishes a
 # generated dump zip, a local sshd is the archive server. Runs archive twice (an archive, then an
-# unchanged skip) and shows the log and the server's folder. Needs root only to install packages.
+# unchanged skip) and shows the log and the server's folder. make demo installs what it lacks first
+# (testdata/deps.sh demo).
 set -euo pipefail
 cd "$(dirname -- "$0")/.."
-
-packages=(curl unzip zip openssh-server openssh-client rsync pigz python3 openssl)
-missing=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-  echo "demo: installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
 
 go build -o archive .
 go build -o build/httpsd ./testdata/httpsd

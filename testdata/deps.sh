@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# deps.sh: install what the demo or the tests need, once, on Debian.
+#
+# Usage: deps.sh demo | test
+# As root, installs the Debian packages that are missing (apt-get update, then apt-get install -y)
+# and, for the tests, mailpit (go install). As another user, prints in one line the command that
+# installs what is missing, and goes on: the tests that need a missing server then skip, except
+# under CI=true, where they fail.
+# Exit codes: 0 all there (or told what is missing), 1 the install failed, 2 usage.
+set -euo pipefail
+
+demo=(ca-certificates curl unzip zip openssh-server openssh-client rsync pigz python3 openssl)
+test=("${demo[@]}" tar gzip coreutils findutils make shellcheck mutt msmtp jq procps bsdutils
+  vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux)
+mailpit_module=github.com/axllent/mailpit@v1.33.1
+
+case ${1:-} in
+  demo) want=("${demo[@]}") ;;
+  test) want=("${test[@]}") ;;
+  *) echo "usage: deps.sh demo | test" >&2 && exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+gobin=$(go env GOPATH 2>/dev/null)/bin
+need_mailpit=no
+[[ $1 == test ]] && ! command -v mailpit >/dev/null && [[ ! -x $gobin/mailpit ]] && need_mailpit=yes
+
+((${#missing[@]})) || [[ $need_mailpit == yes ]] || exit 0
+if [[ $(id -u) != 0 ]]; then
+  cmd="sudo apt-get install -y ${missing[*]}"
+  [[ $need_mailpit == yes ]] && cmd+="${missing[*]:+ && }go install $mailpit_module"
+  [[ ${#missing[@]} == 0 ]] && cmd="go install $mailpit_module"
+  echo "deps: missing ${missing[*]}${need_mailpit/yes/ mailpit}; install with: $cmd" >&2
+  exit 0
+fi
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [[ $need_mailpit == yes ]]; then
+  echo "deps: installing mailpit ($mailpit_module)"
+  go install "$mailpit_module"
+fi
