@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,136 +18,41 @@ import (
 	"gopkg.in/ini.v1"
 )
 
-// confKey is one key the conf may hold. The table below is the only list of keys: validation,
-// defaults, the unknown-key check and the documentation test all read it.
+// confKey is one row of the conf table (conf_table.go).
 type confKey struct {
-	section, name, def string
-	// path: a local path, taken relative to the conf file's folder.
-	path bool
+	s, k, def string
+	kind      kind
+	req       bool     // required (when its protocols apply)
+	lo, hi    int64    // integer and seconds: the range
+	choices   []string // choice: the allowed values
+	protos    []string // [destination]: the protocols that read it; nil: all
+	field     string   // the Conf field it fills, "Mail.To" for a nested one
 }
 
-var confKeys = []confKey{
-	{"source", "url", "", false},
-	{"source", "expected_file", "", false},
-	{"source", "ca_file", "", true},
-	{"source", "timeout", "600", false},
-	{"source", "retries", "2", false},
-	{"source", "retry_delay", "10", false},
-	{"source", "min_size", "1", false},
-	{"source", "max_size", "64G", false},
-	{"source", "conditional", "yes", false},
+// kind is how a value is read and checked.
+type kind int
 
-	{"archive", "name_format", "%Y%d%m", false},
-	{"archive", "work_dir", "/var/lib/archive/work", true},
-	{"archive", "state_dir", "/var/lib/archive", true},
-	{"archive", "on_unchanged", "skip", false},
-	{"archive", "compressor", "auto", false},
-	{"archive", "compression_level", "6", false},
-	{"archive", "timeout", "7200", false},
-	{"archive", "max_unchanged_days", "3", false},
-	{"archive", "allow_root", "yes", false},
+const (
+	text       kind = iota // one line of text
+	httpsURL               // an https:// URL without user or password
+	httpURL                // an http:// or https:// URL (monitoring on the local network)
+	fileName               // a file name without folders
+	localPath              // a path on this machine, relative to the conf's folder
+	readable               // a local file that must be readable
+	secretFile             // a readable file private to its owner (a key, a password)
+	integer                // a whole number in lo..hi
+	seconds                // a whole number of seconds in lo..hi
+	size                   // a byte count with K, M, G or T
+	port                   // 1..65535; empty: defaultPorts
+	yesOrNo                // yes or no
+	choice                 // one of choices
+	nameFormat             // an archive name pattern (names.go)
+	address                // one mail address
+	addresses              // mail addresses separated by commas
+)
 
-	{"destination", "protocol", "sftp", false},
-	{"destination", "host", "", false},
-	{"destination", "port", "", false},
-	{"destination", "user", "", false},
-	{"destination", "path", ".", false},
-	{"destination", "identity_file", "", true},
-	{"destination", "known_hosts", "", true},
-	{"destination", "password_file", "", true},
-	{"destination", "url", "", false},
-	{"destination", "share", "", false},
-	{"destination", "domain", "", false},
-	{"destination", "smb_protocol", "SMB3", false},
-	{"destination", "ca_file", "", true},
-	{"destination", "verify", "size", false},
-	{"destination", "require_mount", "yes", false},
-	{"destination", "timeout", "30", false},
-	{"destination", "transfer_timeout", "7200", false},
-
-	{"retention", "history", "yes", false},
-	{"retention", "keep_days", "30", false},
-	{"retention", "keep_min", "7", false},
-
-	{"log", "file", "/var/log/archive/archive.log", true},
-
-	{"mail", "send", "never", false},
-	{"mail", "to", "", false},
-	{"mail", "from", "", false},
-	{"mail", "subject_success", "[archive] SUCCESS {name} on {host}", false},
-	{"mail", "subject_warning", "[archive] WARNING at {check} on {host}: {cause}", false},
-	{"mail", "subject_failure", "[archive] FAILED at {check} on {host}: {cause}", false},
-	{"mail", "attach_log", "failure", false},
-	{"mail", "transport", "mta", false},
-	{"mail", "smtp_host", "", false},
-	{"mail", "smtp_port", "", false},
-	{"mail", "starttls", "yes", false},
-	{"mail", "smtp_user", "", false},
-	{"mail", "smtp_password_file", "", true},
-	{"mail", "ca_file", "", true},
-	{"mail", "timeout", "60", false},
-
-	{"monitor", "ping_url", "", false},
-	{"monitor", "ca_file", "", true},
-	{"monitor", "timeout", "10", false},
-}
-
-// Conf is the validated configuration. Durations are whole seconds in the file.
-type Conf struct {
-	Path string // the conf file itself
-
-	URL          string
-	ExpectedFile string
-	SourceCA     string
-	Timeout      time.Duration
-	Retries      int
-	RetryDelay   time.Duration
-	MinSize      int64
-	MaxSize      int64
-	Conditional  bool // send the last archived zip's ETag and Last-Modified; 304 means unchanged
-
-	NameFormat       string
-	WorkDir          string
-	StateDir         string
-	OnUnchanged      string
-	Compressor       string
-	CompressionLevel int
-	PackTimeout      time.Duration
-	MaxUnchangedDays int
-	AllowRoot        bool
-
-	Protocol        string
-	Host            string
-	Port            int
-	User            string
-	DestPath        string
-	IdentityFile    string
-	KnownHosts      string
-	PasswordFile    string
-	DestURL         string
-	Share           string
-	Domain          string
-	SMBProtocol     string
-	DestCA          string
-	Verify          string
-	RequireMount    bool
-	DestTimeout     time.Duration
-	TransferTimeout time.Duration
-
-	History  bool
-	KeepDays int
-	KeepMin  int
-
-	LogFile string
-
-	Mail mailConf
-
-	PingURL     string
-	PingCA      string
-	PingTimeout time.Duration
-
-	// Warnings are problems worth a line in the log that do not stop the run.
-	Warnings []string
+func (ck confKey) appliesTo(protocol string) bool {
+	return ck.protos == nil || slices.Contains(ck.protos, protocol)
 }
 
 // confError is one problem in the conf, located well enough for a technician to fix it.
@@ -215,82 +121,38 @@ func loadConf(path string) (*Conf, error) {
 	}
 
 	lines, dups := keyLines(data)
-	v := &validator{lines: lines, base: filepath.Dir(abs)}
+	v := &validator{f: f, lines: lines, base: filepath.Dir(abs)}
 	for _, d := range dups {
 		v.errs = multierror.Append(v.errs, d)
 	}
-	v.known(f)
+	v.known()
 	c := &Conf{Path: abs}
-
-	c.URL = v.httpsURL(f, "source", "url")
-	c.ExpectedFile = v.fileName(f, "source", "expected_file")
-	c.SourceCA = v.readable(f, "source", "ca_file")
-	c.Timeout = v.seconds(f, "source", "timeout")
-	c.Retries = v.intRange(f, "source", "retries", 0, 20)
-	c.RetryDelay = v.seconds0(f, "source", "retry_delay")
-	c.MinSize = v.size(f, "source", "min_size")
-	c.MaxSize = v.size(f, "source", "max_size")
-	c.Conditional = v.yesNo(f, "source", "conditional")
+	// Read here only to pick the rows that apply; its own row checks it.
+	protocol := strings.TrimSpace(f.Section("destination").Key("protocol").MustString("sftp"))
+	mailErrs := 0
+	for _, ck := range confKeys {
+		if ck.s == "destination" && !ck.appliesTo(protocol) {
+			continue
+		}
+		before := v.count()
+		if s, ok := v.value(ck); ok {
+			if val := v.check(ck, s); val != nil {
+				setField(c, ck.field, val)
+			}
+		}
+		if ck.s == "mail" {
+			mailErrs += v.count() - before
+		}
+	}
+	if c.Port == 0 {
+		c.Port = defaultPorts[c.Protocol]
+	}
 	if c.MaxSize > 0 && c.MinSize > c.MaxSize {
 		v.add("source", "min_size", "is larger than max_size")
 	}
-
-	c.NameFormat = v.nameFormat(f, "archive", "name_format")
-	c.WorkDir = v.dir(f, "archive", "work_dir")
-	c.StateDir = v.dir(f, "archive", "state_dir")
-	c.OnUnchanged = v.oneOf(f, "archive", "on_unchanged", "skip", "fail", "archive")
-	c.Compressor = v.oneOf(f, "archive", "compressor", "auto", "gzip", "pigz", "reuse")
-	c.CompressionLevel = v.intRange(f, "archive", "compression_level", 1, 9)
-	c.PackTimeout = v.seconds(f, "archive", "timeout")
-	c.MaxUnchangedDays = v.intRange(f, "archive", "max_unchanged_days", 0, 3650)
-	c.AllowRoot = v.yesNo(f, "archive", "allow_root")
-
-	c.Protocol = v.oneOf(f, "destination", "protocol", "sftp", "ftps", "webdav", "smb", "nfs")
-	c.DestTimeout = v.seconds(f, "destination", "timeout")
-	c.TransferTimeout = v.seconds(f, "destination", "transfer_timeout")
-	c.DestPath = v.plain(f, "destination", "path")
-	// Each protocol requires its own keys and ignores the others', so switching protocol is
-	// changing the keys of that protocol and nothing else.
-	switch c.Protocol {
-	case "sftp":
-		c.Host = v.required(f, "destination", "host")
-		c.User = v.required(f, "destination", "user")
-		c.Port = v.port(f, "destination", "port", 22)
-		c.IdentityFile = v.secretFile(f, "destination", "identity_file", true)
-		c.KnownHosts = v.readableRequired(f, "destination", "known_hosts")
-	case "ftps", "smb":
-		c.Host = v.required(f, "destination", "host")
-		c.User = v.required(f, "destination", "user")
-		c.Port = v.port(f, "destination", "port", map[string]int{"ftps": 21, "smb": 445}[c.Protocol])
-		c.PasswordFile = v.secretFile(f, "destination", "password_file", true)
-		c.Verify = v.oneOf(f, "destination", "verify", "size", "download")
-		if c.Protocol == "ftps" {
-			c.DestCA = v.readable(f, "destination", "ca_file")
-		} else {
-			c.Share = v.required(f, "destination", "share")
-			c.Domain = v.plain(f, "destination", "domain")
-			c.SMBProtocol = v.oneOf(f, "destination", "smb_protocol", "SMB2", "SMB3")
-		}
-	case "webdav":
-		c.DestURL = v.httpsURL(f, "destination", "url")
-		c.User = v.required(f, "destination", "user")
-		c.PasswordFile = v.secretFile(f, "destination", "password_file", true)
-		c.DestCA = v.readable(f, "destination", "ca_file")
-		c.Verify = v.oneOf(f, "destination", "verify", "size", "download")
-	case "nfs":
-		c.DestPath = v.path(f, "destination", "path")
-		c.RequireMount = v.yesNo(f, "destination", "require_mount")
-	}
-
-	c.History = v.yesNo(f, "retention", "history")
-	c.KeepDays = v.intRange(f, "retention", "keep_days", 0, 100000)
-	c.KeepMin = v.intRange(f, "retention", "keep_min", 1, 100000)
-
-	c.LogFile = v.path(f, "log", "file")
-	c.Mail = v.mail(f)
-	c.PingURL = v.pingURL(f, "monitor", "ping_url")
-	c.PingCA = v.readable(f, "monitor", "ca_file")
-	c.PingTimeout = v.seconds(f, "monitor", "timeout")
+	before := v.count()
+	v.mailRules(&c.Mail)
+	c.Mail.Usable = mailErrs == 0 && v.count() == before
 
 	if v.namesSecrets {
 		if st, err := os.Stat(abs); err == nil && st.Mode().Perm()&0o077 != 0 {
@@ -301,20 +163,45 @@ func loadConf(path string) (*Conf, error) {
 	return c, v.errs.ErrorOrNil()
 }
 
-// keyLines maps "section.key" to its line number, so errors can point at the line to fix.
+// confErrors lists the problems loadConf found, one per line, as the log and stderr show them.
+func confErrors(err error) []string {
+	var me *multierror.Error
+	if !errors.As(err, &me) {
+		return []string{err.Error()}
+	}
+	out := make([]string, 0, len(me.Errors))
+	for _, e := range me.Errors {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// setField puts a checked value into the Conf field a row names ("Mail.To" for a nested one).
+func setField(c *Conf, name string, val any) {
+	f := reflect.ValueOf(c).Elem()
+	for _, part := range strings.Split(name, ".") {
+		f = f.FieldByName(part)
+	}
+	f.Set(reflect.ValueOf(val))
+}
+
+// keyLines maps "section.key" to its line number, so errors can point at the line to fix, and
+// finds the keys given twice (go-ini would silently keep the last).
 func keyLines(data []byte) (map[string]int, []confError) {
 	lines := map[string]int{}
 	var dups []confError
 	section := ini.DefaultSection
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		l := strings.TrimSpace(sc.Text())
+	for i, l := range strings.Split(string(data), "\n") {
+		n := i + 1
+		l = strings.TrimSpace(l)
 		switch {
-		case strings.HasPrefix(l, "["):
-			section = strings.TrimSpace(strings.Trim(l, "[]"))
+		case l == "" || l[0] == '#' || l[0] == ';':
+		case l[0] == '[':
+			// A header may carry a comment after its "]", as go-ini allows.
+			name, _, _ := strings.Cut(l[1:], "]")
+			section = strings.TrimSpace(name)
 			lines[section+"."] = n
-		case strings.Contains(l, "=") && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, ";"):
+		case strings.Contains(l, "="):
 			key := strings.TrimSpace(l[:strings.Index(l, "=")])
 			if first, ok := lines[section+"."+key]; ok {
 				dups = append(dups, confError{section, key, n, fmt.Sprintf("is given twice (first on line %d); keep one", first)})
@@ -326,6 +213,7 @@ func keyLines(data []byte) (map[string]int, []confError) {
 }
 
 type validator struct {
+	f            *ini.File
 	errs         *multierror.Error
 	warnings     []string
 	lines        map[string]int
@@ -346,298 +234,191 @@ func (v *validator) count() int {
 
 func (v *validator) warn(msg string) { v.warnings = append(v.warnings, msg) }
 
-// known rejects sections and keys that are not in confKeys: a typo must not silently fall back
-// to a default.
-func (v *validator) known(f *ini.File) {
-	for _, s := range f.Sections() {
+// known rejects sections and keys that have no row in the table: a typo must not silently fall
+// back to a default.
+func (v *validator) known() {
+	for _, s := range v.f.Sections() {
 		if s.Name() == ini.DefaultSection {
 			for _, k := range s.Keys() {
 				v.add(ini.DefaultSection, k.Name(), "is outside any [section]")
 			}
 			continue
 		}
-		sectionKnown := false
-		for _, ck := range confKeys {
-			if ck.section == s.Name() {
-				sectionKnown = true
-			}
-		}
-		if !sectionKnown {
+		if !slices.ContainsFunc(confKeys, func(ck confKey) bool { return ck.s == s.Name() }) {
 			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [log] [mail] [monitor])")
 			continue
 		}
 		for _, k := range s.Keys() {
-			if lookupKey(s.Name(), k.Name()) == nil {
+			if !slices.ContainsFunc(confKeys, func(ck confKey) bool { return ck.s == s.Name() && ck.k == k.Name() }) {
 				v.add(s.Name(), k.Name(), "unknown key (a typo? see archive.conf for the keys of this section)")
 			}
 		}
 	}
 }
 
-// mailConf is the [mail] section. Usable tells whether it is sound enough to send a failure
-// mail even when the rest of the conf is not.
-type mailConf struct {
-	Send, To, From, Transport, Host, User, PasswordFile, CAFile, AttachLog string
-	Subject                                                                map[string]string // by outcome
-	Port                                                                   int
-	StartTLS                                                               bool
-	Timeout                                                                time.Duration
-	Usable                                                                 bool
-}
-
-func (v *validator) mail(f *ini.File) mailConf {
-	before := v.count()
-	m := mailConf{Subject: map[string]string{}}
-	m.Send = v.oneOf(f, "mail", "send", "never", "failure", "always")
-	m.AttachLog = v.oneOf(f, "mail", "attach_log", "never", "failure", "always")
-	m.Transport = v.oneOf(f, "mail", "transport", "mta", "smtp", "smtps")
-	m.StartTLS = v.yesNo(f, "mail", "starttls")
-	m.Timeout = v.seconds(f, "mail", "timeout")
-	m.From = v.plain(f, "mail", "from")
-	if m.From == "" {
-		host, _ := os.Hostname()
-		m.From = "archive@" + host
-	}
-	for _, o := range []string{"success", "warning", "failure"} {
-		m.Subject[o] = v.plain(f, "mail", "subject_"+o)
-	}
-	m.User = v.plain(f, "mail", "smtp_user")
-	m.Host = v.plain(f, "mail", "smtp_host")
-	m.CAFile = v.readable(f, "mail", "ca_file")
-	if m.Send == "never" {
-		return m
-	}
-	m.To = v.required(f, "mail", "to")
-	for _, a := range strings.Split(m.To, ",") {
-		if a = strings.TrimSpace(a); m.To != "" && (!strings.Contains(a, "@") || strings.HasPrefix(a, "-")) {
-			v.add("mail", "to", fmt.Sprintf("%q is not a mail address (several are separated by commas)", a))
-		}
-	}
-	if m.Transport != "mta" {
-		m.Host = v.required(f, "mail", "smtp_host")
-		m.Port = v.port(f, "mail", "smtp_port", map[string]int{"smtp": 587, "smtps": 465}[m.Transport])
-		if m.User != "" {
-			m.PasswordFile = v.secretFile(f, "mail", "smtp_password_file", true)
-			if m.Transport == "smtp" && !m.StartTLS {
-				v.add("mail", "starttls", "must be yes when smtp_user is set: the password is never sent in clear")
-			}
-		}
-	}
-	m.Usable = v.count() == before
-	return m
-}
-
-func lookupKey(section, name string) *confKey {
-	for i := range confKeys {
-		if confKeys[i].section == section && confKeys[i].name == name {
-			return &confKeys[i]
-		}
-	}
-	return nil
-}
-
-// raw returns the value or the default, rejecting control characters: a value is one line of data.
-func (v *validator) raw(f *ini.File, section, key string) (string, bool) {
-	ck := lookupKey(section, key)
-	if ck == nil {
-		panic("conf key not in confKeys: " + section + "." + key)
-	}
+// value is the key's text, or its default; false for a value holding a control character, which
+// is reported: a value is one line of data.
+func (v *validator) value(ck confKey) (string, bool) {
 	val := ck.def
-	if f.Section(section).HasKey(key) {
-		val = strings.TrimSpace(f.Section(section).Key(key).String())
+	if v.f.Section(ck.s).HasKey(ck.k) {
+		val = strings.TrimSpace(v.f.Section(ck.s).Key(ck.k).String())
 	}
-	for _, r := range val {
-		if r < 0x20 || r == 0x7f {
-			v.add(section, key, "contains a control character or line break")
-			return "", false
-		}
+	if strings.ContainsFunc(val, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		v.add(ck.s, ck.k, "contains a control character or line break")
+		return "", false
 	}
 	return val, true
 }
 
-func (v *validator) plain(f *ini.File, section, key string) string {
-	s, _ := v.raw(f, section, key)
-	return s
-}
-
-func (v *validator) required(f *ini.File, section, key string) string {
-	s, ok := v.raw(f, section, key)
-	if ok && s == "" {
-		v.add(section, key, "is required")
+// check reads one value by its row's kind and returns it typed for its Conf field, or nil when
+// the field keeps its zero value.
+func (v *validator) check(ck confKey, s string) any {
+	bad := func(format string, a ...any) any {
+		v.add(ck.s, ck.k, fmt.Sprintf(format, a...))
+		return nil
 	}
-	return s
-}
-
-func (v *validator) httpsURL(f *ini.File, section, key string) string {
-	s := v.required(f, section, key)
 	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		v.add(section, key, fmt.Sprintf("is not a valid URL: %v", err))
-	case u.Scheme != "https":
-		v.add(section, key, fmt.Sprintf("must start with https:// (got %q): the dump is only fetched over verified TLS", u.Scheme+"://"))
-	case u.Host == "":
-		v.add(section, key, "has no host name")
-	case u.User != nil:
-		v.add(section, key, "must not hold a user or password (it would show in the log and in ps)")
-	}
-	return s
-}
-
-// pingURL is a monitoring address; plain http is allowed for a service on the local network, but
-// TLS, when used, is verified like everywhere else.
-func (v *validator) pingURL(f *ini.File, section, key string) string {
-	s, _ := v.raw(f, section, key)
-	if s == "" {
-		return ""
-	}
-	if u, err := url.Parse(s); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		v.add(section, key, fmt.Sprintf("must be an http:// or https:// address (got %q)", s))
-	}
-	return s
-}
-
-func (v *validator) fileName(f *ini.File, section, key string) string {
-	s := v.required(f, section, key)
-	if s != "" && (strings.ContainsAny(s, `/\`) || s == "." || s == "..") {
-		v.add(section, key, fmt.Sprintf("must be a file name without folders, like dump.sql (got %q)", s))
-	}
-	return s
-}
-
-func (v *validator) path(f *ini.File, section, key string) string {
-	s, _ := v.raw(f, section, key)
-	if s == "" || filepath.IsAbs(s) {
-		return s
-	}
-	return filepath.Join(v.base, s)
-}
-
-func (v *validator) dir(f *ini.File, section, key string) string {
-	s := v.path(f, section, key)
-	if s == "" {
-		v.add(section, key, "is required")
-	}
-	return s
-}
-
-// readable is an optional file that must be readable when given.
-func (v *validator) readable(f *ini.File, section, key string) string {
-	s := v.path(f, section, key)
-	if s == "" {
-		return ""
-	}
-	if fh, err := os.Open(s); err != nil {
-		v.add(section, key, fmt.Sprintf("cannot read %q: %v", s, plainErr(err)))
-	} else {
-		fh.Close()
-	}
-	return s
-}
-
-func (v *validator) readableRequired(f *ini.File, section, key string) string {
-	if s, _ := v.raw(f, section, key); s == "" {
-		v.add(section, key, "is required")
-		return ""
-	}
-	return v.readable(f, section, key)
-}
-
-// secretFile is a key or password file: readable, and private to its owner.
-func (v *validator) secretFile(f *ini.File, section, key string, required bool) string {
-	if s, _ := v.raw(f, section, key); s == "" {
-		if required {
-			v.add(section, key, "is required")
+		if ck.req {
+			return bad("is required")
 		}
-		return ""
+		switch ck.kind {
+		case text, address, addresses, httpURL, readable, secretFile, localPath, httpsURL:
+			return ""
+		case port:
+			return nil
+		}
+		return bad("is empty; remove the line to use the default (%s)", ck.def)
 	}
-	v.namesSecrets = true
-	s := v.readable(f, section, key)
-	if st, err := os.Stat(s); err == nil && st.Mode().Perm()&0o077 != 0 {
-		v.warn(fmt.Sprintf("[%s] %s: %q is readable by group or others (mode %04o); chmod 600 it", section, key, s, st.Mode().Perm()))
+	switch ck.kind {
+	case httpsURL:
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			return bad("is not a valid URL: %v", err)
+		case u.Scheme != "https":
+			return bad("must start with https:// (got %q): only verified TLS is used", u.Scheme+"://")
+		case u.Host == "":
+			return bad("has no host name")
+		case u.User != nil:
+			return bad("must not hold a user or password (it would show in the log and in ps)")
+		}
+	case httpURL:
+		if u, err := url.Parse(s); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return bad("must be an http:// or https:// address (got %q)", s)
+		}
+	case fileName:
+		if strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
+			return bad("must be a file name without folders, like dump.sql (got %q)", s)
+		}
+	case localPath, readable, secretFile:
+		if !filepath.IsAbs(s) {
+			s = filepath.Join(v.base, s)
+		}
+		if ck.kind == localPath {
+			return s
+		}
+		fh, err := os.Open(s)
+		if err != nil {
+			return bad("cannot read %q: %v", s, plainErr(err))
+		}
+		st, _ := fh.Stat()
+		fh.Close()
+		if ck.kind == secretFile {
+			v.namesSecrets = true
+			if st.Mode().Perm()&0o077 != 0 {
+				v.warn(fmt.Sprintf("[%s] %s: %q is readable by group or others (mode %04o); chmod 600 it", ck.s, ck.k, s, st.Mode().Perm()))
+			}
+		}
+	case integer, seconds, port:
+		lo, hi := ck.lo, ck.hi
+		if ck.kind == port {
+			lo, hi = 1, 65535
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < lo || n > hi {
+			return bad("must be a whole number from %d to %d (got %q)", lo, hi, s)
+		}
+		if ck.kind == seconds {
+			return time.Duration(n) * time.Second
+		}
+		return int(n)
+	case size:
+		m := sizeRE.FindStringSubmatch(strings.ToUpper(s))
+		if m == nil {
+			return bad("must be a size such as 500, 20M or 64G (got %q)", s)
+		}
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m[2]]
+		if err != nil || n < 1 || n > (1<<62)>>shift {
+			return bad("must be a size from 1 byte to 4096P (got %q)", s)
+		}
+		return n << shift
+	case yesOrNo:
+		if s != "yes" && s != "no" {
+			return bad("must be one of yes, no (got %q)", s)
+		}
+		return s == "yes"
+	case choice:
+		if !slices.Contains(ck.choices, s) {
+			return bad("must be one of %s (got %q)", strings.Join(ck.choices, ", "), s)
+		}
+	case nameFormat:
+		if err := checkNameFormat(s); err != nil {
+			return bad("%s", err.Error())
+		}
+	case address, addresses:
+		list := []string{s}
+		if ck.kind == addresses {
+			list = strings.Split(s, ",")
+		}
+		var clean []string
+		for _, a := range list {
+			a = strings.TrimSpace(a)
+			if !mailAddress.MatchString(a) {
+				return bad("%q is not a plain mail address like ops@example.org (several are separated by commas)", a)
+			}
+			clean = append(clean, a)
+		}
+		return strings.Join(clean, ", ")
 	}
 	return s
 }
 
-func (v *validator) intRange(f *ini.File, section, key string, lo, hi int) int {
-	s, ok := v.raw(f, section, key)
-	if !ok {
-		return 0
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
-		v.add(section, key, fmt.Sprintf("must be a whole number from %d to %d (got %q)", lo, hi, s))
-	}
-	return n
-}
+// mailAddress is a plain address: no display name, no mailto:, no header or mutt syntax.
+var mailAddress = regexp.MustCompile(`^[A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$`)
 
-func (v *validator) port(f *ini.File, section, key string, def int) int {
-	if s, _ := v.raw(f, section, key); s == "" {
-		return def
+// mailRules are the [mail] requirements that depend on other keys.
+func (v *validator) mailRules(m *mailConf) {
+	if m.From == "" {
+		host, _ := os.Hostname()
+		m.From = "archive@" + host
 	}
-	return v.intRange(f, section, key, 1, 65535)
-}
-
-func (v *validator) seconds(f *ini.File, section, key string) time.Duration {
-	return time.Duration(v.intRange(f, section, key, 1, 7*24*3600)) * time.Second
-}
-
-func (v *validator) seconds0(f *ini.File, section, key string) time.Duration {
-	return time.Duration(v.intRange(f, section, key, 0, 3600)) * time.Second
+	if m.Send == "never" {
+		return
+	}
+	if m.To == "" {
+		v.add("mail", "to", "is required when send is not never")
+	}
+	if m.Transport == "mta" {
+		return
+	}
+	if m.Host == "" {
+		v.add("mail", "smtp_host", "is required when transport is smtp or smtps")
+	}
+	if m.Port == 0 {
+		m.Port = defaultPorts[m.Transport]
+	}
+	if m.User != "" {
+		if m.PasswordFile == "" {
+			v.add("mail", "smtp_password_file", "is required when smtp_user is set")
+		}
+		if m.Transport == "smtp" && !m.StartTLS {
+			v.add("mail", "starttls", "must be yes when smtp_user is set: the password is never sent in clear")
+		}
+	}
 }
 
 var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)i?B?$`)
-
-// size reads a byte count with an optional K, M, G or T suffix (powers of 1024).
-func (v *validator) size(f *ini.File, section, key string) int64 {
-	s, ok := v.raw(f, section, key)
-	if !ok {
-		return 0
-	}
-	m := sizeRE.FindStringSubmatch(strings.ToUpper(s))
-	if m == nil {
-		v.add(section, key, fmt.Sprintf("must be a size such as 500, 20M or 64G (got %q)", s))
-		return 0
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m[2]]
-	if err != nil || n < 1 || n > (1<<62)>>shift {
-		v.add(section, key, fmt.Sprintf("must be a size from 1 byte to 4096P (got %q)", s))
-		return 0
-	}
-	return n << shift
-}
-
-func (v *validator) oneOf(f *ini.File, section, key string, allowed ...string) string {
-	s, ok := v.raw(f, section, key)
-	if !ok {
-		return ""
-	}
-	for _, a := range allowed {
-		if s == a {
-			return s
-		}
-	}
-	v.add(section, key, fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), s))
-	return s
-}
-
-func (v *validator) yesNo(f *ini.File, section, key string) bool {
-	return v.oneOf(f, section, key, "yes", "no") == "yes"
-}
-
-func (v *validator) nameFormat(f *ini.File, section, key string) string {
-	s, ok := v.raw(f, section, key)
-	if ok {
-		if err := checkNameFormat(s); err != nil {
-			v.add(section, key, err.Error())
-		}
-	}
-	return s
-}
 
 // plainErr drops the "open /path:" prefix that the error message already names.
 func plainErr(err error) string {

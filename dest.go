@@ -19,7 +19,7 @@ type dest struct {
 	conf *Conf
 }
 
-func (r *run) dest() dest { return dest{r.conf} }
+func (j *job) dest() dest { return dest{j.conf} }
 
 func (d dest) script() string { return "dest-" + d.conf.Protocol + ".sh" }
 
@@ -67,13 +67,19 @@ func shownPath(p string) string {
 
 func (d dest) remote(name string) string { return strings.TrimSuffix(d.where(), "/") + "/" + name }
 
-// call is one verb of the protocol script. Go allows it more than the script's own timeouts, so
+// quick is a verb that moves no archive (check, list, rename, delete): [destination] timeout.
+func (d dest) quick(check string, args ...string) step {
+	return d.verb(check, d.conf.DestTimeout, "[destination] timeout", args)
+}
+
+// long is a verb that moves or reads a whole archive (put, verify, get): transfer_timeout.
+func (d dest) long(check string, args ...string) step {
+	return d.verb(check, d.conf.TransferTimeout, "[destination] transfer_timeout", args)
+}
+
+// verb is one call of the protocol script. Go allows it more than the script's own timeouts, so
 // that the script's precise cause (28: the server did not answer) wins over Go's.
-func (d dest) call(check string, exit int, timeout time.Duration, args ...string) step {
-	key := "[destination] transfer_timeout"
-	if timeout == d.conf.DestTimeout {
-		key = "[destination] timeout"
-	}
+func (d dest) verb(check string, timeout time.Duration, key string, args []string) step {
 	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout + 2*d.conf.DestTimeout + 10*time.Second,
 		causes: d.causes(), timeoutKey: key}
 }
@@ -123,27 +129,27 @@ const (
 
 // transfer puts the archive under a temporary name, verifies it there, then renames it: the
 // final name only ever holds a whole, verified archive.
-func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size string) *failure {
-	c := r.conf
-	files, fail := r.list(ctx, d, "transfer", exitTransfer)
+func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
+	files, fail := j.list(ctx, d, "transfer", exitTransfer)
 	if fail != nil {
 		return fail
 	}
+	size := strconv.FormatInt(a.size, 10)
 	for _, f := range files {
-		if isTempName(c.NameFormat, f.Name) {
+		if isTempName(j.conf.NameFormat, f.Name) {
 			// Left by an interrupted run; we hold the lock, so no other run is writing it.
-			if _, fail := r.do(ctx, d.call("transfer", exitTransfer, c.DestTimeout, "delete", f.Name), exitTransfer); fail == nil {
-				r.log.info("transfer", kv("removed", f.Name), kv("reason", "temporary file left by an interrupted run"))
+			if _, fail := j.do(ctx, d.quick("transfer", "delete", f.Name), exitTransfer); fail == nil {
+				j.info("transfer", kv("removed", f.Name), kv("reason", "temporary file left by an interrupted run"))
 			}
 		}
-		if f.Name != name {
+		if f.Name != a.name {
 			continue
 		}
 		// Today's name is already there: the same bytes need no upload; others are replaced. Only
 		// a sha256 proves the same bytes: a mere size match (verify = size) is uploaded again.
-		res, fail := r.do(ctx, d.call("transfer", exitTransfer, c.TransferTimeout, "verify", name, sum, size), exitTransfer)
-		if fail == nil && res.facts["sha256"] == sum {
-			r.log.ok("transfer", kv("remote", d.remote(name)), kv("size", size), kv("sha256", short(sum)), kv("note", "already on the server with the same content; nothing uploaded"))
+		res, fail := j.do(ctx, d.long("transfer", "verify", a.name, a.sha256, size), exitTransfer)
+		if fail == nil && res.facts["sha256"] == a.sha256 {
+			j.ok("transfer", kv("remote", d.remote(a.name)), kv("size", size), kv("sha256", short(a.sha256)), kv("note", "already on the server with the same content; nothing uploaded"))
 			return nil
 		}
 		if fail != nil && res.code != 27 {
@@ -153,11 +159,11 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 		if fail == nil {
 			note = "a file of the same size has this name, but this protocol cannot prove it the same; it will be replaced atomically"
 		}
-		r.log.info("transfer", kv("remote", d.remote(name)), kv("note", note))
+		j.info("transfer", kv("remote", d.remote(a.name)), kv("note", note))
 	}
 
 	start := time.Now()
-	res, fail := r.upload(ctx, d, "transfer", exitTransfer, local, name, sum, size)
+	res, fail := j.upload(ctx, d, "transfer", exitTransfer, a.path, a.name, a.sha256, size)
 	if fail != nil {
 		return fail
 	}
@@ -165,26 +171,25 @@ func (r *run) transfer(ctx context.Context, d dest, local, name, sum, size strin
 	if res.facts["sha256"] != "" {
 		verified = "sha256"
 	}
-	r.log.ok("transfer", kv("remote", d.remote(name)), kv("size", size), kv("sha256", short(sum)), kv("verified", verified),
+	j.ok("transfer", kv("remote", d.remote(a.name)), kv("size", size), kv("sha256", short(a.sha256)), kv("verified", verified),
 		kv("duration", time.Since(start).Round(time.Millisecond)))
 	return nil
 }
 
 // upload puts a local file on the server under its final name through a verified temporary one.
-func (r *run) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (stepResult, *failure) {
-	c := r.conf
+func (j *job) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (stepResult, *failure) {
 	tmp := tempName(name)
 	// The cleanup runs even after a signal: a stopped upload must not leave its temporary file.
-	cleanup := func() { r.do(context.WithoutCancel(ctx), d.call(check, exit, c.DestTimeout, "delete", tmp), exit) }
-	if res, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "put", local, tmp), exit); fail != nil {
+	cleanup := func() { j.do(context.WithoutCancel(ctx), d.quick(check, "delete", tmp), exit) }
+	if res, fail := j.do(ctx, d.long(check, "put", local, tmp), exit); fail != nil {
 		if res.err != nil { // stopped (signal, timeout) before the script's own cleanup
 			cleanup()
 		}
 		return stepResult{}, fail
 	}
-	res, fail := r.do(ctx, d.call(check, exit, c.TransferTimeout, "verify", tmp, sum, size), exit)
+	res, fail := j.do(ctx, d.long(check, "verify", tmp, sum, size), exit)
 	if fail == nil {
-		_, fail = r.do(ctx, d.call(check, exit, c.DestTimeout, "rename", tmp, name), exit)
+		_, fail = j.do(ctx, d.quick(check, "rename", tmp, name), exit)
 	}
 	if fail != nil {
 		cleanup()
@@ -192,25 +197,25 @@ func (r *run) upload(ctx context.Context, d dest, check string, exit int, local,
 	return res, fail
 }
 
-// record keeps the archive's sha256 twice: in state_dir, and as NAME.sha256 beside the archive, so
-// that a restore from a fresh machine can still prove the archive intact.
-func (r *run) record(ctx context.Context, d dest, name, sum string) bool {
-	if err := addRecord(r.conf.StateDir, name, sum); err != nil {
-		r.log.warning("record", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
-		return false
+// recordChecksum keeps the archive's sha256 twice: in state_dir, and as NAME.sha256 beside the
+// archive, so that a restore from a fresh machine can still prove the archive intact. A problem
+// makes the run a WARNING: the archive itself is safe.
+func (j *job) recordChecksum(ctx context.Context, d dest, a archiveFile) {
+	if err := addRecord(j.conf.StateDir, a.name, a.sha256); err != nil {
+		j.warning("record", err.Error(), kv("key", "[archive] state_dir"))
+		return
 	}
-	local := filepath.Join(r.work, name+sidecarExt)
-	body := sum + "  " + name + "\n"
+	local := filepath.Join(j.work, a.name+sidecarExt)
+	body := a.sha256 + "  " + a.name + "\n"
 	if err := os.WriteFile(local, []byte(body), 0o600); err != nil {
-		r.log.warning("record", kv("cause", "cannot write "+local+": "+plainErr(err)))
-		return false
+		j.warning("record", "cannot write "+local+": "+plainErr(err), kv("key", "[archive] work_dir"))
+		return
 	}
-	if _, fail := r.upload(ctx, d, "record", exitWarning, local, name+sidecarExt, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
-		r.log.warning("record", kv("cause", "cannot put the checksum file beside the archive: "+fail.cause), kv("detail", fail.detail), kv("key", fail.key))
-		return false
+	if _, fail := j.upload(ctx, d, "record", exitWarning, local, a.name+sidecarExt, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
+		j.warning("record", "cannot put the checksum file beside the archive: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key))
+		return
 	}
-	r.log.ok("record", kv("remote", d.remote(name+sidecarExt)), kv("local", filepath.Join(r.conf.StateDir, recordsFile)))
-	return true
+	j.ok("record", kv("remote", d.remote(a.name+sidecarExt)), kv("local", filepath.Join(j.conf.StateDir, recordsFile)))
 }
 
 func sha256Hex(s string) string {
@@ -219,21 +224,19 @@ func sha256Hex(s string) string {
 }
 
 // preview is the end of a dry run: what would be uploaded and deleted, with nothing changed.
-func (r *run) preview(ctx context.Context, d dest, name, size string) int {
-	r.log.info("transfer", kv("would_upload", d.remote(name)), kv("size", size))
-	files, fail := r.list(ctx, d, "prune", exitWarning)
+func (j *job) preview(ctx context.Context, d dest, a archiveFile) {
+	j.info("transfer", kv("would_upload", d.remote(a.name)), kv("size", a.size))
+	files, fail := j.list(ctx, d, "prune", exitWarning)
 	if fail != nil {
-		r.log.warning("prune", kv("cause", "cannot list the archive server: "+fail.cause), kv("detail", fail.detail))
-		return exitWarning
+		j.warning("prune", "cannot list the archive server: "+fail.cause, kv("detail", fail.detail))
+		return
 	}
-	c := r.conf
-	items, _ := planPrune(withName(files, name), c.NameFormat, r.now, retention{c.History, c.KeepDays, c.KeepMin}, name)
+	items, _ := planPrune(withName(files, a.name), j.conf.NameFormat, j.now, j.conf.retention(), a.name)
 	for _, it := range items {
 		if it.Delete {
-			r.log.info("prune", kv("would_delete", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
+			j.info("prune", kv("would_delete", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
 		}
 	}
-	return exitOK
 }
 
 // withName is the listing as it will be once name is uploaded.
@@ -247,8 +250,8 @@ func withName(files []remoteFile, name string) []remoteFile {
 }
 
 // list reads the server's folder.
-func (r *run) list(ctx context.Context, d dest, check string, exit int) ([]remoteFile, *failure) {
-	res, fail := r.do(ctx, d.call(check, exit, r.conf.DestTimeout, "list"), exit)
+func (j *job) list(ctx context.Context, d dest, check string, exit int) ([]remoteFile, *failure) {
+	res, fail := j.do(ctx, d.quick(check, "list"), exit)
 	if fail != nil {
 		return nil, fail
 	}
@@ -264,61 +267,60 @@ func (r *run) list(ctx context.Context, d dest, check string, exit int) ([]remot
 	return files, nil
 }
 
-// prune deletes the archives past their retention, one logged line each. It reports false when
-// something went wrong: the run is then a WARNING, never a failure of the good archive.
-func (r *run) prune(ctx context.Context, d dest, keep string) bool {
-	c := r.conf
-	files, fail := r.list(ctx, d, "prune", exitWarning)
+// prune deletes the archives past their retention, one logged line each. A problem makes the run
+// a WARNING, never a failure of the good archive.
+func (j *job) prune(ctx context.Context, d dest, keep string) {
+	c := j.conf
+	files, fail := j.list(ctx, d, "prune", exitWarning)
 	if fail != nil {
-		r.log.warning("prune", kv("cause", "cannot list the archive server: "+fail.cause), kv("detail", fail.detail), kv("key", fail.key))
-		return false
+		j.warning("prune", "cannot list the archive server: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key))
+		return
 	}
-	items, ignored := planPrune(files, c.NameFormat, r.now, retention{c.History, c.KeepDays, c.KeepMin}, keep)
+	items, ignored := planPrune(files, c.NameFormat, j.now, c.retention(), keep)
 	listed := map[string]bool{}
 	for _, f := range files {
 		listed[f.Name] = true
 	}
-	ok, deleted := true, 0
-	for _, it := range items {
-		if !it.Delete {
-			continue
+	deleted, failed := 0, 0
+	remove := func(name string, facts ...fact) bool {
+		if _, fail := j.do(ctx, d.quick("prune", "delete", name), exitWarning); fail != nil {
+			failed++
+			j.res.PruneFailed = append(j.res.PruneFailed, name)
+			j.warning("prune", "cannot delete: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key), kv("name", name))
+			return false
 		}
-		if _, fail := r.do(ctx, d.call("prune", exitWarning, c.DestTimeout, "delete", it.Name), exitWarning); fail != nil {
-			ok = false
-			r.log.warning("prune", kv("name", it.Name), kv("cause", "cannot delete: "+fail.cause), kv("detail", fail.detail), kv("key", fail.key))
+		j.res.Pruned = append(j.res.Pruned, name)
+		j.info("prune", append([]fact{kv("deleted", name)}, facts...)...)
+		return true
+	}
+	for _, it := range items {
+		if !it.Delete || !remove(it.Name, kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason)) {
 			continue
 		}
 		deleted++
-		r.log.info("prune", kv("deleted", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
 		removeRecord(c.StateDir, it.Name)
 		if side := it.Name + sidecarExt; listed[side] {
-			if _, fail := r.do(ctx, d.call("prune", exitWarning, c.DestTimeout, "delete", side), exitWarning); fail != nil {
-				ok = false
-				r.log.warning("prune", kv("name", side), kv("cause", "cannot delete: "+fail.cause), kv("detail", fail.detail))
-			} else {
-				r.log.info("prune", kv("deleted", side), kv("reason", "the checksum file of "+it.Name))
-			}
+			remove(side, kv("reason", "the checksum file of "+it.Name))
 		}
 	}
-	facts := []fact{kv("kept", len(items)-deleted), kv("deleted", deleted), kv("keep_days", c.KeepDays), kv("keep_min", c.KeepMin), kv("history", yesNo(c.History))}
-	if n := countIgnored(ignored, listed); n > 0 {
-		facts = append(facts, kv("ignored", n))
+	if failed == 0 {
+		j.ok("prune", kv("kept", len(items)-deleted), kv("deleted", deleted), kv("keep_days", c.KeepDays), kv("keep_min", c.KeepMin),
+			kv("history", yesNo(c.History)), kv("ignored", countIgnored(ignored, listed)))
 	}
-	if ok {
-		r.log.ok("prune", facts...)
-	}
-	return ok
 }
 
 // countIgnored counts the files retention left alone, not counting the checksum files of archives.
-func countIgnored(ignored []string, listed map[string]bool) int {
+func countIgnored(ignored []string, listed map[string]bool) string {
 	n := 0
 	for _, name := range ignored {
 		if base, ok := strings.CutSuffix(name, sidecarExt); !ok || !listed[base] {
 			n++
 		}
 	}
-	return n
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
 }
 
 func yesNo(b bool) string {

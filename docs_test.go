@@ -119,15 +119,16 @@ func isRule(cells []string) bool {
 	return true
 }
 
-// confFileKeys reads archive.conf: every "key = ..." and ";key = ..." line under its [section].
-func confFileKeys(t *testing.T) [][2]string {
+// confFileKeys reads archive.conf: every "key = value" and ";key = value" line under its
+// [section], as section, key and value.
+func confFileKeys(t *testing.T) [][3]string {
 	t.Helper()
 	data, err := os.ReadFile("archive.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyRE := regexp.MustCompile(`^;?\s*([a-z_]+)\s*=`)
-	var keys [][2]string
+	keyRE := regexp.MustCompile(`^;?\s*([a-z_]+)\s*=\s*(.*)$`)
+	var keys [][3]string
 	section := ""
 	for _, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
@@ -136,7 +137,7 @@ func confFileKeys(t *testing.T) [][2]string {
 			continue
 		}
 		if m := keyRE.FindStringSubmatch(line); m != nil && section != "" {
-			keys = append(keys, [2]string{section, m[1]})
+			keys = append(keys, [3]string{section, m[1], m[2]})
 		}
 	}
 	if len(keys) < 50 {
@@ -163,16 +164,15 @@ func referenceRows(d mdDoc) map[[2]string]bool {
 }
 
 func TestEveryConfKeyIsInBothReferenceTables(t *testing.T) {
-	keys := confFileKeys(t)
 	for _, path := range []string{guides.en, guides.fr} {
 		rows := referenceRows(readDoc(t, path))
 		if len(rows) == 0 {
 			t.Errorf("%s has no reference table (a table whose header starts with \"section | key\")", path)
 			continue
 		}
-		for _, k := range keys {
-			if !rows[k] {
-				t.Errorf("%s: the reference table has no row for [%s] %s", path, k[0], k[1])
+		for _, ck := range confKeys {
+			if !rows[[2]string{ck.s, ck.k}] {
+				t.Errorf("%s: the reference table has no row for [%s] %s", path, ck.s, ck.k)
 			}
 		}
 	}

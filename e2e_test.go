@@ -551,7 +551,7 @@ func TestRunStoppedBySIGTERMLogsAFailureAndCleansUp(t *testing.T) {
 	e := newEnv(t)
 	e.src.mode.Store("stall")
 	cmd := exec.Command(filepath.Join(binDir, "archive"), "-c", e.writeConf())
-	var out bytes.Buffer
+	var out lockedBuffer // read while the run writes it
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

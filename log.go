@@ -27,23 +27,7 @@ type logger struct {
 	out    []io.Writer
 	file   *os.File
 	broken string   // why the log file could not be opened: the run must not go on unrecorded
-	lines  []string // this run's lines, for the mail's attachment
-	events []event  // the same, structured, for the mail's summary
-}
-
-type event struct {
-	status, check string
-	facts         []fact
-}
-
-// get returns the value of a fact of the event, or "".
-func (e event) get(k string) string {
-	for _, f := range e.facts {
-		if f.k == k {
-			return f.v
-		}
-	}
-	return ""
+	lines  []string // this run's lines, for the mail's attachment; never read back
 }
 
 // openLog appends to [log] file; until the conf is read, and when the file cannot be opened, the
@@ -89,7 +73,6 @@ func (l *logger) write(status, check string, facts []fact) {
 	}
 	line := b.String()
 	l.lines = append(l.lines, line)
-	l.events = append(l.events, event{status, check, facts})
 	for _, w := range l.out {
 		fmt.Fprintln(w, line)
 	}

@@ -19,9 +19,9 @@ var mailCauses = map[int]cause{
 	46: {"sending the mail timed out", "[mail] timeout", "check the SMTP server and the network"},
 }
 
-// report mails the run's outcome when [mail] send asks for it. A mail that cannot be sent turns
-// a success into a warning; it never hides a failure's own code.
-func report(conf *Conf, log *logger, code int, start time.Time) int {
+// mailReport mails the run's outcome when [mail] send asks for it, and gives the exit code: a mail
+// that cannot be sent turns a success into a warning; it never hides a failure's own code.
+func mailReport(conf *Conf, log *logger, res *result, code int) int {
 	m := conf.Mail
 	outcome := outcomeOf(code)
 	if m.Send == "never" || (m.Send == "failure" && outcome == "SUCCESS") || !m.Usable {
@@ -38,7 +38,7 @@ func report(conf *Conf, log *logger, code int, start time.Time) int {
 		attach = filepath.Join(dir, "archive-"+log.runID+".log")
 		os.WriteFile(attach, []byte(strings.Join(log.lines, "\n")+"\n"), 0o600)
 	}
-	if f := sendMail(conf, dir, subject(conf, log, outcome), summary(log, outcome, code, start), attach); f != nil {
+	if f := sendMail(conf, dir, subject(conf, res, outcome), summary(res, outcome, code), attach); f != nil {
 		log.failed("mail", kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint), kv("rerun", f.rerun))
 		return mailFailed(code)
 	}
@@ -62,9 +62,9 @@ func sendMail(conf *Conf, dir, subj, body, attach string) *failure {
 	if m.Port != 0 {
 		env = append(env, fmt.Sprintf("ARCHIVE_MAIL_SMTP_PORT=%d", m.Port))
 	}
-	rn := &runner{stepsDir: stepsDir(), tmpDir: dir}
+	rn := newStepRunner(dir, nil)
 	s := step{check: "mail", script: "mail.sh", env: env, timeout: m.Timeout + 15*time.Second, causes: mailCauses, timeoutKey: "[mail] timeout"}
-	if res := rn.run(context.Background(), s); res.code != 0 || res.err != nil {
+	if res := rn.exec(context.Background(), s); res.code != 0 || res.err != nil {
 		f := rn.explain(s, res, exitFailure)
 		// The body and the folder are gone after the run: a test message is the way to retry.
 		f.rerun = "archive -c " + shellQuote(conf.Path) + " check --mail"
@@ -80,76 +80,52 @@ func mailFailed(code int) int {
 	return code
 }
 
-func outcomeOf(code int) string {
-	switch code {
-	case exitOK:
-		return "SUCCESS"
-	case exitWarning:
-		return "WARNING"
-	}
-	return "FAILURE"
-}
-
-// subject fills the template of the outcome: {outcome} {name} {date} {host} {check} {cause}.
-func subject(conf *Conf, log *logger, outcome string) string {
-	host, _ := os.Hostname()
-	vals := map[string]string{"outcome": outcome, "host": host, "date": "", "name": "", "check": "", "cause": ""}
-	failed := false
-	for _, e := range log.events {
-		switch {
-		case e.status == "START":
-			vals["date"] = e.get("date")
-		case e.check == "archive" && e.status == "OK":
-			vals["name"] = e.get("name")
-		// The first failure, else the first warning: a warning before it (a loose conf mode)
-		// must not hide what failed.
-		case e.status == "FAILED" && !failed || e.status == "WARNING" && vals["check"] == "":
-			vals["check"], vals["cause"] = e.check, e.get("cause")
-			failed = e.status == "FAILED"
-		}
+// subject fills the template of the outcome: {outcome} {name} {date} {host} {check} {cause}. The
+// check and cause are the first failure's, else the first warning's.
+func subject(conf *Conf, res *result, outcome string) string {
+	vals := map[string]string{"outcome": outcome, "host": hostname(), "date": res.Date, "name": res.Archive}
+	if p := res.problem(); p != nil {
+		vals["check"], vals["cause"] = p.Check, p.Cause
 	}
 	if len(vals["cause"]) > 80 {
 		vals["cause"] = vals["cause"][:77] + "..."
 	}
-	t := conf.Mail.Subject[strings.ToLower(outcome)]
+	t := map[string]string{"SUCCESS": conf.Mail.SubjectSuccess, "WARNING": conf.Mail.SubjectWarning}[outcome]
+	if t == "" {
+		t = conf.Mail.SubjectFailure
+	}
 	for k, v := range vals {
 		t = strings.ReplaceAll(t, "{"+k+"}", v)
 	}
 	return t
 }
 
+func (r *result) problem() *problem {
+	if r.Failure != nil {
+		return r.Failure
+	}
+	return r.Warning
+}
+
 // summary is the body: what a person reads in ten seconds.
-func summary(log *logger, outcome string, code int, start time.Time) string {
+func summary(res *result, outcome string, code int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "archive: %s (exit %d) in %s\n\n", outcome, code, time.Since(start).Round(time.Second))
-	var fail *event
-	for i, e := range log.events {
-		switch {
-		case e.status == "START":
-			fmt.Fprintf(&b, "Run %s of %s, conf %s\n\n", log.runID, e.get("date"), e.get("conf"))
-		case e.check == "" || e.status == "INFO" && e.check != "prune":
-			continue
-		default:
-			var facts []string
-			for _, f := range e.facts {
-				if f.k != "rerun" && f.k != "hint" && f.k != "detail" && f.k != "key" {
-					facts = append(facts, f.k+"="+quoteValue(f.v))
-				}
-			}
-			fmt.Fprintf(&b, "  %-8s %-12s %s\n", e.status, e.check, strings.Join(facts, " "))
-		}
-		if e.status == "FAILED" && fail == nil {
-			fail = &log.events[i]
-		}
+	fmt.Fprintf(&b, "archive: %s (exit %d) in %s\n\n", outcome, code, time.Since(res.Started).Round(time.Second))
+	fmt.Fprintf(&b, "Run %s of %s, conf %s\n\n", res.RunID, res.Date, res.Conf)
+	for _, c := range res.Checks {
+		fmt.Fprintf(&b, "  %-8s %-12s %s\n", c.Status, c.Check, c.factsLine("rerun", "hint", "detail", "key"))
 	}
-	if fail != nil {
-		fmt.Fprintf(&b, "\nWhat failed: %s\n", fail.get("cause"))
-		for _, k := range []string{"detail", "key", "hint", "rerun"} {
-			if v := fail.get(k); v != "" {
-				fmt.Fprintf(&b, "%-12s %s\n", map[string]string{"detail": "Tool said:", "key": "Conf key:", "hint": "What to do:", "rerun": "Rerun by hand:"}[k], v)
+	for _, name := range res.Pruned {
+		fmt.Fprintf(&b, "  %-8s %-12s deleted=%s\n", "DELETED", "prune", name)
+	}
+	if f := res.Failure; f != nil {
+		fmt.Fprintf(&b, "\nWhat failed: %s\n", f.Cause)
+		for _, l := range [][2]string{{"Tool said:", f.Detail}, {"Conf key:", f.Key}, {"What to do:", f.Hint}, {"Rerun by hand:", f.Rerun}} {
+			if l[1] != "" {
+				fmt.Fprintf(&b, "%-12s %s\n", l[0], l[1])
 			}
 		}
 	}
-	fmt.Fprintf(&b, "\nThe full log of this run is in the log file (grep run=%s).\n", log.runID)
+	fmt.Fprintf(&b, "\nThe full log of this run is in the log file (grep run=%s).\n", res.RunID)
 	return b.String()
 }

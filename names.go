@@ -139,3 +139,5 @@ func planPrune(files []remoteFile, format string, today time.Time, r retention, 
 func day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
+
+func (c *Conf) retention() retention { return retention{c.History, c.KeepDays, c.KeepMin} }

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,18 +20,24 @@ import (
 func loadForOps(path string) (*Conf, bool) {
 	conf, err := loadConf(path)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "archive: the conf %q has problems:\n", path)
-		for _, e := range flatten(err) {
-			fmt.Fprintln(os.Stderr, "  "+e)
+		errs := confErrors(err)
+		if len(errs) == 1 {
+			printError(errs[0], "")
+		} else {
+			printError(fmt.Sprintf("the conf %q has %d problems:", path, len(errs)), "")
+			for _, e := range errs {
+				fmt.Fprintln(os.Stderr, "  "+e)
+			}
 		}
+		fmt.Fprintln(os.Stderr, "archive: hint: fix the conf; archive.conf documents every key with its default")
 		return conf, false
 	}
 	return conf, true
 }
 
-// opsRun is a run for a command by hand: its own folder in work_dir (where the space for a dump
-// is), no log file, output on stdout.
-func opsRun(conf *Conf, now time.Time) (*run, func(), error) {
+// opsJob is the job of a command run by hand: its own folder in work_dir (where the space for a
+// dump is), no log file, output for a person. lock is the run's lock when the command holds it.
+func opsJob(conf *Conf, now time.Time, lock *lockFile) (*job, func(), error) {
 	if err := os.MkdirAll(conf.WorkDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("cannot create work_dir %q: %v", conf.WorkDir, plainErr(err))
 	}
@@ -41,24 +45,37 @@ func opsRun(conf *Conf, now time.Time) (*run, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot write in work_dir %q: %v", conf.WorkDir, plainErr(err))
 	}
-	log := &logger{runID: "ops"}
-	r := &run{conf: conf, log: log, steps: &runner{stepsDir: stepsDir(), tmpDir: dir}, work: dir, now: now}
-	return r, func() { os.RemoveAll(dir) }, nil
+	j := &job{conf: conf, log: &logger{runID: "ops"}, steps: newStepRunner(dir, lock), work: dir, now: now, res: &result{}}
+	return j, func() { os.RemoveAll(dir) }, nil
 }
 
-// startOps loads the conf and makes the run of a command that reads the server; on a problem it
+// startOps loads the conf and makes the job of a command that reads the server; on a problem it
 // has said why and gives the exit code instead.
-func startOps(path string, now time.Time) (*run, func(), int) {
+func startOps(path string, now time.Time) (*job, func(), int) {
 	conf, ok := loadForOps(path)
 	if !ok {
 		return nil, nil, exitUsage
 	}
-	r, done, err := opsRun(conf, now)
+	j, done, err := opsJob(conf, now, nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "archive:", err)
+		printError(err.Error(), "[archive] work_dir must be a folder the user running archive can write")
 		return nil, nil, exitFailure
 	}
-	return r, done, exitOK
+	return j, done, exitOK
+}
+
+// failed reports a failed step of a command by hand, and gives its exit code.
+func failed(what string, f *failure) int {
+	cause := what + ": " + f.cause
+	if f.detail != "" {
+		cause += " (the step said: " + f.detail + ")"
+	}
+	hint := f.hint
+	if f.key != "" {
+		hint = "check " + f.key + ": " + hint
+	}
+	printError(cause, hint)
+	return exitFailure
 }
 
 // checker prints one line per item and remembers whether all were OK.
@@ -140,18 +157,14 @@ func check(path string, now time.Time, withMail bool) int {
 		ck.ok("state_dir", conf.StateDir)
 	}
 
-	r, done, err := opsRun(conf, now)
+	r, done, err := opsJob(conf, now, lock)
 	if err != nil {
-		ck.fail("temp", err.Error(), "")
+		ck.fail("work_dir", err.Error(), "")
 		return exitFailure
 	}
 	defer done()
 	ctx := context.Background()
-	src := []string{"ARCHIVE_URL=" + conf.URL, "ARCHIVE_TIMEOUT=" + secs(conf.Timeout), "ARCHIVE_RETRIES=0"}
-	if conf.SourceCA != "" {
-		src = append(src, "ARCHIVE_CA_FILE="+conf.SourceCA)
-	}
-	res, fail := r.do(ctx, step{check: "url", script: "fetch.sh", args: []string{"probe"}, env: src, timeout: conf.Timeout + 30*time.Second, causes: fetchCauses}, exitURL)
+	res, fail := r.do(ctx, sourceStep(conf, "url", 0, "probe"), exitURL)
 	if fail != nil {
 		ck.failure("source", fail)
 	} else {
@@ -159,7 +172,7 @@ func check(path string, now time.Time, withMail bool) int {
 	}
 
 	d := r.dest()
-	if _, fail := r.do(ctx, d.call("connection", exitConnection, conf.DestTimeout, "check"), exitConnection); fail != nil {
+	if fail := r.connect(ctx, d); fail != nil {
 		ck.failure("destination", fail)
 	} else {
 		ck.ok("destination", "login to "+d.where())
@@ -169,7 +182,7 @@ func check(path string, now time.Time, withMail bool) int {
 		body := "archive check\n"
 		if _, fail := r.upload(ctx, d, "transfer", exitTransfer, local, probe, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
 			ck.failure("write probe", fail)
-		} else if _, fail := r.do(ctx, d.call("transfer", exitTransfer, conf.DestTimeout, "delete", probe), exitTransfer); fail != nil {
+		} else if _, fail := r.do(ctx, d.quick("transfer", "delete", probe), exitTransfer); fail != nil {
 			ck.failure("write probe", fail)
 		} else {
 			ck.ok("write probe", "wrote "+tempName(probe)+", verified, renamed to "+probe+", deleted")
@@ -179,7 +192,7 @@ func check(path string, now time.Time, withMail bool) int {
 			ck.failure("retention", fail)
 		} else {
 			name := archiveName(conf.NameFormat, now)
-			items, _ := planPrune(withName(files, name), conf.NameFormat, now, retention{conf.History, conf.KeepDays, conf.KeepMin}, name)
+			items, _ := planPrune(withName(files, name), conf.NameFormat, now, conf.retention(), name)
 			n := 0
 			for _, it := range items {
 				if it.Delete {
@@ -248,14 +261,13 @@ func list(path string, now time.Time) int {
 	conf := r.conf
 	files, fail := r.list(context.Background(), r.dest(), "list", exitFailure)
 	if fail != nil {
-		fmt.Fprintf(os.Stderr, "archive: cannot list %s: %s (%s)\nhint: %s: %s\n", r.dest().where(), fail.cause, fail.detail, fail.key, fail.hint)
-		return exitFailure
+		return failed("cannot list "+r.dest().where(), fail)
 	}
 	listed := map[string]bool{}
 	for _, f := range files {
 		listed[f.Name] = true
 	}
-	items, ignored := planPrune(files, conf.NameFormat, now, retention{conf.History, conf.KeepDays, conf.KeepMin}, "")
+	items, ignored := planPrune(files, conf.NameFormat, now, conf.retention(), "")
 	fmt.Printf("%s\n\n%-24s %-10s %10s %6s  %s\n", r.dest().where(), "NAME", "DATE", "SIZE", "AGE", "NEXT PRUNE")
 	for _, it := range items {
 		action := "keep"
@@ -285,14 +297,8 @@ func restore(path string, now time.Time, name, to string) int {
 	defer done()
 	conf := r.conf
 	ctx, d := context.Background(), r.dest()
-	failed := func(what string, f *failure) int {
-		fmt.Fprintf(os.Stderr, "archive: restore FAILED: %s: %s\n", what, f.cause)
-		if f.detail != "" {
-			fmt.Fprintf(os.Stderr, "  the step said: %s\n", f.detail)
-		}
-		if f.hint != "" {
-			fmt.Fprintf(os.Stderr, "hint: %s %s\n", f.key, f.hint)
-		}
+	refuse := func(cause, hint string) int {
+		printError("restore: "+cause, hint)
 		return exitFailure
 	}
 	files, fail := r.list(ctx, d, "list", exitFailure)
@@ -306,156 +312,53 @@ func restore(path string, now time.Time, name, to string) int {
 	if name == "" {
 		items, _ := planPrune(files, conf.NameFormat, now, retention{true, 1 << 30, 1}, "")
 		if len(items) == 0 {
-			fmt.Fprintf(os.Stderr, "archive: restore FAILED: no archive on %s (archive list shows the folder)\n", d.where())
-			return exitFailure
+			return refuse("no archive on "+d.where(), "archive list shows the folder")
 		}
 		name = items[0].Name
 	}
 	if !listed[name] {
-		fmt.Fprintf(os.Stderr, "archive: restore FAILED: no archive named %q on %s (archive list shows them)\n", name, d.where())
-		return exitFailure
+		return refuse(fmt.Sprintf("no archive named %q on %s", name, d.where()), "archive list shows them")
 	}
 
 	// The expected sha256: this machine's record, else the one beside the archive; both must agree.
 	want, from := readRecords(conf.StateDir)[name], "state_dir/"+recordsFile
 	if listed[name+sidecarExt] {
 		side := filepath.Join(r.work, "sidecar")
-		if _, fail := r.do(ctx, d.call("restore", exitFailure, conf.DestTimeout, "get", name+sidecarExt, side), exitFailure); fail != nil {
+		if _, fail := r.do(ctx, d.quick("restore", "get", name+sidecarExt, side), exitFailure); fail != nil {
 			return failed("cannot download "+name+sidecarExt, fail)
 		}
 		data, _ := os.ReadFile(side)
 		sum, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
 		switch {
 		case !hexSum.MatchString(sum):
-			fmt.Fprintf(os.Stderr, "archive: restore FAILED: %s on the server is not a sha256 line\n", name+sidecarExt)
-			return exitFailure
+			return refuse(name+sidecarExt+" on the server is not a sha256 line", "restore another archive; tell the server's administrator")
 		case want != "" && want != sum:
-			fmt.Fprintf(os.Stderr, "archive: restore FAILED: the server's %s says %s but this machine recorded %s at upload: the server's copy was altered\n", name+sidecarExt, sum, want)
-			return exitFailure
+			return refuse(fmt.Sprintf("the server's %s says %s but this machine recorded %s at upload: the server's copy was altered", name+sidecarExt, sum, want),
+				"do not trust this copy; restore an older archive and tell the server's administrator")
 		case want == "":
 			want, from = sum, name+sidecarExt+" on the server"
 		}
 	}
 	if want == "" {
-		fmt.Fprintf(os.Stderr, "archive: restore FAILED: no sha256 recorded for %s (neither in %s nor beside it on the server): its integrity cannot be proven\n", name, filepath.Join(conf.StateDir, recordsFile))
-		return exitFailure
+		return refuse(fmt.Sprintf("no sha256 recorded for %s (neither in %s nor beside it on the server): its integrity cannot be proven", name, filepath.Join(conf.StateDir, recordsFile)),
+			"restore an archive that this machine uploaded, or one with its .sha256 beside it")
 	}
 
 	if err := os.MkdirAll(to, 0o700); err != nil {
-		fmt.Fprintf(os.Stderr, "archive: restore FAILED: cannot create %q: %v\n", to, plainErr(err))
-		return exitFailure
+		return refuse(fmt.Sprintf("cannot create %q: %v", to, plainErr(err)), "choose another --to")
 	}
 	tgz := filepath.Join(r.work, name)
-	if _, fail := r.do(ctx, d.call("restore", exitFailure, conf.TransferTimeout, "get", name, tgz), exitFailure); fail != nil {
+	if _, fail := r.do(ctx, d.long("restore", "get", name, tgz), exitFailure); fail != nil {
 		return failed("cannot download "+name, fail)
 	}
 	abs, _ := filepath.Abs(to)
 	res, fail := r.do(ctx, step{check: "restore", script: "extract.sh", args: []string{tgz, want, abs}, timeout: conf.PackTimeout,
-		causes: map[int]cause{
-			20: {"the archive is not the one uploaded (its sha256 differs from the record)", "[destination] path", "do not trust this copy; restore an older archive and tell the server's administrator"},
-			21: {"the archive is not a valid .tgz holding one file", "[destination] path", "restore an older archive"},
-			22: {"the target folder already holds the dump's file name", "--to", "move the file away or choose another folder"},
-			23: {"cannot write the dump in the target folder", "--to", "free space or fix permissions"},
-		}}, exitFailure)
+		causes: extractCauses, timeoutKey: "[archive] timeout"}, exitFailure)
 	if fail != nil {
 		return failed(name, fail)
 	}
 	fmt.Printf("restored %s from %s\n  archive sha256 %s (matches %s)\n  dump    sha256 %s, %s\n", res.facts["path"], d.remote(name), want, from, res.facts["sha256"], human(atoi64(res.facts["size"])))
 	return exitOK
-}
-
-// lastRun is state_dir/last-run.json: the last run for `archive status` and for monitoring.
-type lastRun struct {
-	RunID       string        `json:"run_id"`
-	Version     string        `json:"version"`
-	Conf        string        `json:"conf"`
-	Date        string        `json:"date"`
-	Started     time.Time     `json:"started"`
-	Finished    time.Time     `json:"finished"`
-	Outcome     string        `json:"outcome"`
-	ExitCode    int           `json:"exit_code"`
-	Archive     string        `json:"archive,omitempty"`
-	SHA256      string        `json:"archive_sha256,omitempty"`
-	Size        int64         `json:"archive_size,omitempty"`
-	DumpSHA256  string        `json:"dump_sha256,omitempty"`
-	DumpSize    int64         `json:"dump_size,omitempty"`
-	ZipSize     int64         `json:"zip_size,omitempty"`
-	Checks      []checkRecord `json:"checks"`
-	Pruned      []string      `json:"pruned,omitempty"`
-	PruneFailed []string      `json:"prune_failed,omitempty"`
-	LastSuccess *time.Time    `json:"last_success,omitempty"`
-}
-
-type checkRecord struct {
-	Check  string            `json:"check"`
-	Status string            `json:"status"`
-	Facts  map[string]string `json:"facts,omitempty"`
-}
-
-const lastRunFile = "last-run.json"
-
-func readLastRun(dir string) (*lastRun, error) {
-	data, err := os.ReadFile(filepath.Join(dir, lastRunFile))
-	if err != nil {
-		return nil, err
-	}
-	var lr lastRun
-	if err := json.Unmarshal(data, &lr); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %v", filepath.Join(dir, lastRunFile), err)
-	}
-	return &lr, nil
-}
-
-// neededSpace is what the last run held at most in work_dir: the zip, the dump and the archive
-// (the zip is removed only after extraction), with a tenth more for growth; 0 when unknown.
-func neededSpace(dir string) int64 {
-	lr, err := readLastRun(dir)
-	if err != nil || lr.ZipSize == 0 {
-		return 0
-	}
-	archive := lr.Size
-	if archive == 0 {
-		archive = lr.ZipSize
-	}
-	return (lr.ZipSize + lr.DumpSize + archive) * 11 / 10
-}
-
-// writeLastRun builds last-run.json from the run's log events. A failure to write it is logged,
-// never fatal: it is a report, not the state.
-func writeLastRun(conf *Conf, log *logger, code int, now, start time.Time) {
-	lr := lastRun{RunID: log.runID, Version: version, Conf: conf.Path, Date: now.Format("2006-01-02"), Started: start,
-		Finished: time.Now(), Outcome: outcomeOf(code), ExitCode: code}
-	for _, e := range log.events {
-		if e.check == "" || e.status == "START" {
-			continue
-		}
-		facts := map[string]string{}
-		for _, f := range e.facts {
-			facts[f.k] = f.v
-		}
-		lr.Checks = append(lr.Checks, checkRecord{e.check, e.status, facts})
-		switch {
-		case e.check == "download" && e.status == "OK":
-			lr.ZipSize = atoi64(facts["size"])
-		case e.check == "zip-content" && e.status == "OK":
-			lr.DumpSHA256, lr.DumpSize = facts["sha256"], atoi64(facts["size"])
-		case e.check == "archive" && e.status == "OK":
-			lr.Archive, lr.SHA256, lr.Size = facts["name"], facts["sha256"], atoi64(facts["size"])
-		case e.check == "prune" && facts["deleted"] != "" && e.status == "INFO":
-			lr.Pruned = append(lr.Pruned, facts["deleted"])
-		case e.check == "prune" && facts["name"] != "":
-			lr.PruneFailed = append(lr.PruneFailed, facts["name"])
-		}
-	}
-	if code == exitOK {
-		lr.LastSuccess = &lr.Finished
-	} else if prev, err := readLastRun(conf.StateDir); err == nil {
-		lr.LastSuccess = prev.LastSuccess
-	}
-	data, _ := json.MarshalIndent(lr, "", "  ")
-	if err := writeFileAtomic(conf.StateDir, lastRunFile, append(data, '\n')); err != nil {
-		log.warning("state", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
-	}
 }
 
 // status prints the last run for a person; its exit code is the last run's outcome (0, 3 or 1),
@@ -467,11 +370,11 @@ func status(path string, now time.Time) int {
 	}
 	lr, err := readLastRun(conf.StateDir)
 	if errors.Is(err, fs.ErrNotExist) {
-		fmt.Printf("no run recorded yet in %s\n", conf.StateDir)
+		printError("no run recorded yet in "+conf.StateDir, "the first run writes "+lastRunFile+" there; archive run --dry-run tries one")
 		return exitFailure
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "archive:", err)
+		printError(err.Error(), "the next run writes it again")
 		return exitFailure
 	}
 	fmt.Printf("last run      %s (run %s, as of %s): %s, exit %d, %s\n", lr.Started.Local().Format("2006-01-02 15:04:05"), lr.RunID, lr.Date, lr.Outcome, lr.ExitCode, lr.Finished.Sub(lr.Started).Round(time.Second))
@@ -485,37 +388,22 @@ func status(path string, now time.Time) int {
 		fmt.Printf("last new dump %s (%d days ago), archived as %s\n", st.Changed, int(day(now).Sub(since).Hours()/24), st.Name)
 	}
 	if lr.Archive != "" {
-		fmt.Printf("archive       %s, %s, sha256 %s\n", lr.Archive, human(lr.Size), short(lr.SHA256))
+		fmt.Printf("archive       %s, %s, sha256 %s\n", lr.Archive, human(lr.ArchiveSize), short(lr.ArchiveSHA256))
 	}
 	for _, c := range lr.Checks {
-		if c.Status == "INFO" {
-			continue
-		}
-		keys := make([]string, 0, len(c.Facts))
-		for k := range c.Facts {
-			if k != "rerun" && k != "hint" && c.Facts[k] != "" {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		var facts []string
-		for _, k := range keys {
-			facts = append(facts, k+"="+quoteValue(c.Facts[k]))
-		}
-		fmt.Printf("  %-8s %-12s %s\n", c.Status, c.Check, strings.Join(facts, " "))
+		fmt.Printf("  %-8s %-12s %s\n", c.Status, c.Check, c.factsLine("rerun", "hint"))
 	}
-	return map[string]int{"SUCCESS": exitOK, "WARNING": exitWarning}[lr.Outcome] | boolInt(lr.Outcome == "FAILURE")
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
+	switch lr.Outcome {
+	case "SUCCESS":
+		return exitOK
+	case "WARNING":
+		return exitWarning
 	}
-	return 0
+	return exitFailure
 }
 
 // ping tells [monitor] ping_url; a ping that fails is logged, never fatal.
-func ping(conf *Conf, log *logger, event string) {
+func ping(conf *Conf, log *logger, event string, lock *lockFile) {
 	if conf.PingURL == "" {
 		return
 	}
@@ -523,8 +411,7 @@ func ping(conf *Conf, log *logger, event string) {
 	if conf.PingCA != "" {
 		env = append(env, "ARCHIVE_CA_FILE="+conf.PingCA)
 	}
-	rn := &runner{stepsDir: stepsDir(), tmpDir: os.TempDir()}
-	res := rn.run(context.Background(), step{check: "monitor", script: "ping.sh", args: []string{event}, env: env, timeout: 3*conf.PingTimeout + 5*time.Second})
+	res := newStepRunner(os.TempDir(), lock).exec(context.Background(), step{check: "monitor", script: "ping.sh", args: []string{event}, env: env, timeout: 3*conf.PingTimeout + 5*time.Second})
 	if res.code != 0 || res.err != nil {
 		log.warning("monitor", kv("event", event), kv("cause", "the monitoring ping failed"), kv("detail", strings.Join(res.tail, " | ")), kv("key", "[monitor] ping_url"))
 		return

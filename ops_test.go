@@ -91,7 +91,7 @@ func TestRestoreRoundTripsAndRefusesATamperedArchive(t *testing.T) {
 	data[len(data)/2] ^= 0xff
 	os.WriteFile(tgz, data, 0o644)
 	e.wantExit(e.run("restore", "20262811.tgz", "--to", filepath.Join(e.dir, "bad")), exitFailure)
-	e.wantLine(`restore FAILED: 20262811.tgz: the archive is not the one uploaded`)
+	e.wantLine(`^archive: error: 20262811.tgz: the archive is not the one uploaded`)
 	if _, err := os.Stat(filepath.Join(e.dir, "bad", "dump.sql")); err == nil {
 		t.Fatal("a tampered archive was extracted")
 	}
@@ -121,10 +121,28 @@ func TestStatusTellsTheLastRunAndLastRunJSONHasNoSecret(t *testing.T) {
 	e.wantExit(e.run("status", "--date", "2026-11-30"), exitOK)
 	e.wantLine(`^last run .*SUCCESS, exit 0`)
 	e.wantLine(`^last new dump 2026-11-28 \(2 days ago\), archived as 20262811.tgz`)
-	var lr lastRun
+	var lr result
 	data, _ := os.ReadFile(filepath.Join(e.dir, "state", lastRunFile))
-	if err := json.Unmarshal(data, &lr); err != nil || lr.Archive != "20262811.tgz" || len(lr.Checks) < 7 {
+	if err := json.Unmarshal(data, &lr); err != nil || lr.Archive != "20262811.tgz" || len(lr.Checks) < 7 || lr.DumpSize == 0 || lr.ArchiveSHA256 == "" {
 		t.Fatalf("last-run.json: %v %+v", err, lr)
+	}
+	// The one secret of an sftp conf is the private key: no line of it may be in the report.
+	key, err := os.ReadFile(e.conf["destination"]["identity_file"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := 0
+	for _, l := range strings.Split(string(key), "\n") {
+		if len(l) < 20 || strings.HasPrefix(l, "-----") {
+			continue
+		}
+		secret++
+		if strings.Contains(string(data), l) || strings.Contains(e.output, l) {
+			t.Fatalf("a line of the private key is in last-run.json or in archive status")
+		}
+	}
+	if secret == 0 {
+		t.Fatal("the private key has no line to look for: the test proves nothing")
 	}
 }
 

@@ -127,7 +127,12 @@ func takeLock(dir string) (*lockFile, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (pid %s holds %q); this run leaves it alone", errLocked, lockHolder(path), path)
+			holder := lockHolder(path)
+			if pid, err := strconv.Atoi(holder); err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
+				// Its steps inherit the lock: one still running keeps it until it ends.
+				holder += ", no longer running: a step it started still holds the lock until its own timeout"
+			}
+			return nil, fmt.Errorf("%w (pid %s, %q); this run leaves it alone", errLocked, holder, path)
 		}
 		return nil, fmt.Errorf("cannot lock %q: %v", path, err)
 	}

@@ -67,6 +67,13 @@ var destCauses = map[int]cause{
 	31: {"the FTP server does not offer TLS", "[destination] host", "enable explicit TLS (AUTH TLS) on the server; archive never sends a password in clear"},
 }
 
+var extractCauses = map[int]cause{
+	20: {"the archive is not the one uploaded (its sha256 differs from the record)", "[destination] path", "do not trust this copy; restore an older archive and tell the server's administrator"},
+	21: {"the archive is not a valid .tgz holding one file", "[destination] path", "restore an older archive"},
+	22: {"the target folder already holds the dump's file name", "--to", "move the file away or choose another folder"},
+	23: {"cannot write the dump in the target folder", "--to", "free space or fix permissions"},
+}
+
 // Causes every script shares.
 var commonCauses = map[int]cause{
 	2:   {"the step was called wrongly (a bug in archive)", "", "report it with the log lines"},
@@ -107,24 +114,43 @@ type failure struct {
 	key    string
 	hint   string
 	rerun  string
+	logged bool // its lines are in the log already (the conf's problems, one line each)
 }
 
-// runner runs step scripts with a clean environment and bounded output.
-type runner struct {
+// stepRunner runs step scripts with a clean environment and bounded output.
+type stepRunner struct {
 	stepsDir string
 	tmpDir   string
+	// lock is the run's lock file, handed to every step as fd 3: a step, and every tool it
+	// starts, holds the lock until it ends, so that no run can start beside a step left behind
+	// by a run killed with -9.
+	lock *os.File
+}
+
+func newStepRunner(tmp string, lock *lockFile) *stepRunner {
+	r := &stepRunner{stepsDir: stepsDir(), tmpDir: tmp}
+	if lock != nil {
+		r.lock = lock.f
+	}
+	return r
 }
 
 const maxStdout = 4 << 20
 
-func (r *runner) run(ctx context.Context, s step) stepResult {
+func (r *stepRunner) exec(ctx context.Context, s step) stepResult {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(r.stepsDir, s.script), s.args...)
 	cmd.Env = append(baseEnv(r.tmpDir), s.env...)
 	cmd.Dir = r.tmpDir
-	// Its own process group, so that a timeout or a signal stops curl, ssh and the rest too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own session and process group, so that a timeout or a signal stops curl, ssh and the rest too; and
+	// killed with archive, so that a run killed with -9 leaves no script behind. No terminal: a
+	// tool that would prompt (unzip for a password, ssh for a key) has no /dev/tty to open, and
+	// its standard input is /dev/null.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if r.lock != nil {
+		cmd.ExtraFiles = []*os.File{r.lock}
+	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	var stdout limitedBuffer
@@ -175,7 +201,7 @@ func parseFacts(out string) map[string]string {
 
 // explain turns a failed step into a failure: cause and hint from the step's table, the step's own
 // words, and the command that reruns it by hand.
-func (r *runner) explain(s step, res stepResult, exit int) *failure {
+func (r *stepRunner) explain(s step, res stepResult, exit int) *failure {
 	f := &failure{check: s.check, exit: exit, detail: strings.Join(res.tail, " | "), rerun: r.rerun(s)}
 	c, ok := s.causes[res.code]
 	if !ok {
@@ -209,7 +235,7 @@ func fill(text string, facts map[string]string) string {
 // The run's work folder is gone when an operator reads the log, so a rerun works in its own.
 const rerunDir = "/tmp/archive-rerun"
 
-func (r *runner) rerun(s step) string {
+func (r *stepRunner) rerun(s step) string {
 	var b strings.Builder
 	if s.before != nil {
 		b.WriteString(r.rerun(*s.before) + " && ")
@@ -229,7 +255,7 @@ func (r *runner) rerun(s step) string {
 	return b.String()
 }
 
-func (r *runner) usesWorkDir(s step) bool {
+func (r *stepRunner) usesWorkDir(s step) bool {
 	for _, a := range append(append([]string(nil), s.args...), s.env...) {
 		if strings.Contains(a, r.tmpDir+"/") {
 			return true
@@ -238,7 +264,7 @@ func (r *runner) usesWorkDir(s step) bool {
 	return false
 }
 
-func (r *runner) inRerunDir(s string) string {
+func (r *stepRunner) inRerunDir(s string) string {
 	if r.tmpDir == "" {
 		return s
 	}

@@ -25,7 +25,7 @@
 #   1 other failure                       25 no space left on the server
 #   2 usage or missing input              26 the transfer was interrupted
 #   20 host unreachable or refused        27 verification failed (checksum or size differs)
-#   21 host key or certificate not trusted 28 timed out
+#   21 host key or certificate untrusted  28 timed out
 #   22 login refused (user, key, password) 29 no such file on the server
 #   23 the folder (or share) is missing   30 the folder is not a mount point (nfs)
 #   31 the server does not offer TLS      127 a required tool is missing

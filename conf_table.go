@@ -1,0 +1,154 @@
+package main
+
+import "time"
+
+// The conf is this one table. loadConf reads and checks every key by its row, fills the Conf
+// field the row names, and rejects any key that has no row; archive.conf's commented defaults and
+// the documents' key tables are tested against it (conf_test.go, docs_test.go).
+//
+// A row: section, key, default, kind (how its value is read and checked), the Conf field it fills,
+// and for [destination] the protocols that read it (nil: every one). A key outside its protocols
+// is ignored, so switching protocol is changing the keys of that protocol and nothing else.
+var confKeys = []confKey{
+	{s: "source", k: "url", kind: httpsURL, req: true, field: "URL"},
+	{s: "source", k: "expected_file", kind: fileName, req: true, field: "ExpectedFile"},
+	{s: "source", k: "ca_file", kind: readable, field: "SourceCA"},
+	{s: "source", k: "timeout", def: "600", kind: seconds, lo: 1, hi: week, field: "Timeout"},
+	{s: "source", k: "retries", def: "2", kind: integer, lo: 0, hi: 20, field: "Retries"},
+	{s: "source", k: "retry_delay", def: "10", kind: seconds, lo: 0, hi: 3600, field: "RetryDelay"},
+	{s: "source", k: "min_size", def: "1", kind: size, field: "MinSize"},
+	{s: "source", k: "max_size", def: "64G", kind: size, field: "MaxSize"},
+	{s: "source", k: "conditional", def: "yes", kind: yesOrNo, field: "Conditional"},
+
+	{s: "archive", k: "name_format", def: "%Y%d%m", kind: nameFormat, field: "NameFormat"},
+	{s: "archive", k: "work_dir", def: "/var/lib/archive/work", kind: localPath, req: true, field: "WorkDir"},
+	{s: "archive", k: "state_dir", def: "/var/lib/archive", kind: localPath, req: true, field: "StateDir"},
+	{s: "archive", k: "on_unchanged", def: "skip", kind: choice, choices: []string{"skip", "fail", "archive"}, field: "OnUnchanged"},
+	{s: "archive", k: "compressor", def: "auto", kind: choice, choices: []string{"auto", "gzip", "pigz", "reuse"}, field: "Compressor"},
+	{s: "archive", k: "compression_level", def: "6", kind: integer, lo: 1, hi: 9, field: "CompressionLevel"},
+	{s: "archive", k: "timeout", def: "7200", kind: seconds, lo: 1, hi: week, field: "PackTimeout"},
+	{s: "archive", k: "max_unchanged_days", def: "3", kind: integer, lo: 0, hi: 3650, field: "MaxUnchangedDays"},
+	{s: "archive", k: "allow_root", def: "yes", kind: yesOrNo, field: "AllowRoot"},
+
+	{s: "destination", k: "protocol", def: "sftp", kind: choice, choices: protocols, field: "Protocol"},
+	{s: "destination", k: "host", kind: text, req: true, protos: []string{"sftp", "ftps", "smb"}, field: "Host"},
+	{s: "destination", k: "port", kind: port, protos: []string{"sftp", "ftps", "smb"}, field: "Port"},
+	{s: "destination", k: "user", kind: text, req: true, protos: []string{"sftp", "ftps", "webdav", "smb"}, field: "User"},
+	{s: "destination", k: "path", def: ".", kind: text, protos: []string{"sftp", "ftps", "webdav", "smb"}, field: "DestPath"},
+	{s: "destination", k: "path", kind: localPath, req: true, protos: []string{"nfs"}, field: "DestPath"},
+	{s: "destination", k: "identity_file", kind: secretFile, req: true, protos: []string{"sftp"}, field: "IdentityFile"},
+	{s: "destination", k: "known_hosts", kind: readable, req: true, protos: []string{"sftp"}, field: "KnownHosts"},
+	{s: "destination", k: "password_file", kind: secretFile, req: true, protos: []string{"ftps", "webdav", "smb"}, field: "PasswordFile"},
+	{s: "destination", k: "url", kind: httpsURL, req: true, protos: []string{"webdav"}, field: "DestURL"},
+	{s: "destination", k: "share", kind: text, req: true, protos: []string{"smb"}, field: "Share"},
+	{s: "destination", k: "domain", kind: text, protos: []string{"smb"}, field: "Domain"},
+	{s: "destination", k: "smb_protocol", def: "SMB3", kind: choice, choices: []string{"SMB2", "SMB3"}, protos: []string{"smb"}, field: "SMBProtocol"},
+	{s: "destination", k: "ca_file", kind: readable, protos: []string{"ftps", "webdav"}, field: "DestCA"},
+	{s: "destination", k: "verify", def: "size", kind: choice, choices: []string{"size", "download"}, protos: []string{"ftps", "webdav", "smb"}, field: "Verify"},
+	{s: "destination", k: "require_mount", def: "yes", kind: yesOrNo, protos: []string{"nfs"}, field: "RequireMount"},
+	{s: "destination", k: "timeout", def: "30", kind: seconds, lo: 1, hi: week, field: "DestTimeout"},
+	{s: "destination", k: "transfer_timeout", def: "7200", kind: seconds, lo: 1, hi: week, field: "TransferTimeout"},
+
+	{s: "retention", k: "history", def: "yes", kind: yesOrNo, field: "History"},
+	{s: "retention", k: "keep_days", def: "30", kind: integer, lo: 0, hi: 100000, field: "KeepDays"},
+	{s: "retention", k: "keep_min", def: "7", kind: integer, lo: 1, hi: 100000, field: "KeepMin"},
+
+	{s: "log", k: "file", def: "/var/log/archive/archive.log", kind: localPath, req: true, field: "LogFile"},
+
+	// [mail]: which keys are required depends on send, transport and smtp_user (mailRules).
+	{s: "mail", k: "send", def: "never", kind: choice, choices: []string{"never", "failure", "always"}, field: "Mail.Send"},
+	{s: "mail", k: "to", kind: addresses, field: "Mail.To"},
+	{s: "mail", k: "from", kind: address, field: "Mail.From"},
+	{s: "mail", k: "subject_success", def: "[archive] SUCCESS {name} on {host}", kind: text, field: "Mail.SubjectSuccess"},
+	{s: "mail", k: "subject_warning", def: "[archive] WARNING at {check} on {host}: {cause}", kind: text, field: "Mail.SubjectWarning"},
+	{s: "mail", k: "subject_failure", def: "[archive] FAILED at {check} on {host}: {cause}", kind: text, field: "Mail.SubjectFailure"},
+	{s: "mail", k: "attach_log", def: "failure", kind: choice, choices: []string{"never", "failure", "always"}, field: "Mail.AttachLog"},
+	{s: "mail", k: "transport", def: "mta", kind: choice, choices: []string{"mta", "smtp", "smtps"}, field: "Mail.Transport"},
+	{s: "mail", k: "smtp_host", kind: text, field: "Mail.Host"},
+	{s: "mail", k: "smtp_port", kind: port, field: "Mail.Port"},
+	{s: "mail", k: "starttls", def: "yes", kind: yesOrNo, field: "Mail.StartTLS"},
+	{s: "mail", k: "smtp_user", kind: text, field: "Mail.User"},
+	{s: "mail", k: "smtp_password_file", kind: secretFile, field: "Mail.PasswordFile"},
+	{s: "mail", k: "ca_file", kind: readable, field: "Mail.CAFile"},
+	{s: "mail", k: "timeout", def: "60", kind: seconds, lo: 1, hi: week, field: "Mail.Timeout"},
+
+	{s: "monitor", k: "ping_url", kind: httpURL, field: "PingURL"},
+	{s: "monitor", k: "ca_file", kind: readable, field: "PingCA"},
+	{s: "monitor", k: "timeout", def: "10", kind: seconds, lo: 1, hi: week, field: "PingTimeout"},
+}
+
+var protocols = []string{"sftp", "ftps", "webdav", "smb", "nfs"}
+
+// defaultPorts fill an empty port: by protocol, and for [mail] by transport.
+var defaultPorts = map[string]int{"sftp": 22, "ftps": 21, "smb": 445, "smtp": 587, "smtps": 465}
+
+const week = 7 * 24 * 3600
+
+// Conf is the validated configuration. Durations are whole seconds in the file.
+type Conf struct {
+	Path string // the conf file itself
+
+	URL          string
+	ExpectedFile string
+	SourceCA     string
+	Timeout      time.Duration
+	Retries      int
+	RetryDelay   time.Duration
+	MinSize      int64
+	MaxSize      int64
+	Conditional  bool // send the last archived zip's ETag and Last-Modified; 304 means unchanged
+
+	NameFormat       string
+	WorkDir          string
+	StateDir         string
+	OnUnchanged      string
+	Compressor       string
+	CompressionLevel int
+	PackTimeout      time.Duration
+	MaxUnchangedDays int
+	AllowRoot        bool
+
+	Protocol        string
+	Host            string
+	Port            int
+	User            string
+	DestPath        string
+	IdentityFile    string
+	KnownHosts      string
+	PasswordFile    string
+	DestURL         string
+	Share           string
+	Domain          string
+	SMBProtocol     string
+	DestCA          string
+	Verify          string
+	RequireMount    bool
+	DestTimeout     time.Duration
+	TransferTimeout time.Duration
+
+	History  bool
+	KeepDays int
+	KeepMin  int
+
+	LogFile string
+
+	Mail mailConf
+
+	PingURL     string
+	PingCA      string
+	PingTimeout time.Duration
+
+	// Warnings are problems worth a line in the log that do not stop the run.
+	Warnings []string
+}
+
+// mailConf is the [mail] section. Usable tells whether it is sound enough to send a failure
+// mail even when the rest of the conf is not.
+type mailConf struct {
+	Send, To, From, Transport, Host, User, PasswordFile, CAFile, AttachLog string
+	SubjectSuccess, SubjectWarning, SubjectFailure                         string
+	Port                                                                   int
+	StartTLS                                                               bool
+	Timeout                                                                time.Duration
+	Usable                                                                 bool
+}

@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// job is one use of the conf: the nightly run, or an operator's command. It carries what the
+// stages share, and the result they fill for the mail, last-run.json and `archive status`.
+type job struct {
+	conf   *Conf
+	log    *logger
+	steps  *stepRunner
+	work   string // the job's own folder in work_dir
+	now    time.Time
+	dryRun bool
+	res    *result
+	held   *lockFile
+	wd     *workDir
+}
+
+// startJob opens the log and writes the run's first line.
+func startJob(conf *Conf, confPath string, now time.Time, dryRun bool) *job {
+	j := &job{conf: conf, log: openLog(conf), now: now, dryRun: dryRun}
+	if conf != nil {
+		confPath = conf.Path
+	}
+	j.res = &result{RunID: j.log.runID, Version: version, Conf: confPath, Date: now.Format("2006-01-02"), Started: time.Now()}
+	j.log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", j.res.Date), kv("dry_run", dryRunFact(dryRun))})
+	return j
+}
+
+func dryRunFact(b bool) string {
+	if b {
+		return "yes: nothing changes on the server or in the state"
+	}
+	return ""
+}
+
+// ready refuses to start on a broken conf, a log that cannot be written, or root when the conf
+// forbids it. Conf problems are all logged, and also go to stderr: under cron, a run that cannot
+// even start must reach cron's mail.
+func (j *job) ready(confErr error) *failure {
+	if confErr != nil {
+		if j.log.file != nil {
+			fmt.Fprintf(os.Stderr, "archive: error: the conf %q has problems; nothing was done:\n", j.res.Conf)
+		}
+		hint := "fix the conf; archive.conf documents every key with its default"
+		errs := confErrors(confErr)
+		for _, e := range errs {
+			j.failed("conf", kv("cause", e), kv("hint", hint))
+			if j.log.file != nil {
+				fmt.Fprintln(os.Stderr, "  "+e)
+			}
+		}
+		return &failure{check: "conf", exit: exitUsage, cause: errs[0], hint: hint, logged: true}
+	}
+	if j.log.broken != "" {
+		return &failure{check: "log", exit: exitUsage, cause: j.log.broken, key: "[log] file", hint: "create its folder and let the user running archive write there"}
+	}
+	for _, w := range j.conf.Warnings {
+		j.log.warning("conf", kv("cause", w))
+	}
+	if !j.conf.AllowRoot && os.Geteuid() == 0 {
+		return &failure{check: "conf", exit: exitUsage, cause: "refusing to run as root", key: "[archive] allow_root",
+			hint: "run as the dedicated user (see the user guide), or set allow_root = yes"}
+	}
+	return nil
+}
+
+// lock takes the run's lock and makes its work folder.
+func (j *job) lock() *failure {
+	held, err := takeLock(j.conf.StateDir)
+	if err != nil {
+		f := &failure{check: "lock", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir"}
+		if errors.Is(err, errLocked) {
+			f.exit = exitLocked
+		}
+		return f
+	}
+	j.held = held
+	if !j.dryRun {
+		ping(j.conf, j.log, "start", held)
+	}
+	j.wd, err = newWorkDir(j.conf.WorkDir, j.log.runID, j.log)
+	if err != nil {
+		return &failure{check: "archive", exit: exitArchive, cause: err.Error(), key: "[archive] work_dir",
+			hint: "create work_dir and make it writable by the user running archive"}
+	}
+	j.work = j.wd.dir
+	j.steps = newStepRunner(j.work, held)
+	return nil
+}
+
+func (j *job) unlock() {
+	if j.held != nil {
+		j.held.release()
+	}
+}
+
+// finish logs the failure, if any, and what it prevented; cleans up; mails the report, writes
+// last-run.json and pings the monitor; and ends the log with the RESULT line.
+func (j *job) finish(f *failure) int {
+	code := exitOK
+	switch {
+	case f != nil:
+		j.fail(f)
+		code = f.exit
+	case j.res.Warning != nil:
+		code = exitWarning
+	}
+	if j.wd != nil {
+		j.wd.remove(j.log) // before the last lines: a cleanup problem is part of the run's story
+	}
+	if j.conf != nil && !j.dryRun {
+		code = mailReport(j.conf, j.log, j.res, code)
+		if j.held != nil {
+			j.res.save(j.conf, j.log, code)
+		}
+		// A run that found the lock held leaves the ping to the run that holds it.
+		if f == nil || (f.check != "conf" && code != exitLocked) {
+			ping(j.conf, j.log, map[bool]string{true: "success", false: "fail"}[code == exitOK || code == exitWarning], j.held)
+		}
+	}
+	return j.log.result(code, j.res.Started)
+}
+
+// The job's log lines: each names its check; all but INFO are kept in the result too.
+func (j *job) line(status, check string, facts []fact) {
+	j.log.write(status, check, facts)
+	if status != "INFO" && j.res != nil {
+		j.res.add(status, check, facts)
+	}
+}
+
+func (j *job) ok(check string, facts ...fact)      { j.line("OK", check, facts) }
+func (j *job) failed(check string, facts ...fact)  { j.line("FAILED", check, facts) }
+func (j *job) skipped(check string, facts ...fact) { j.line("SKIPPED", check, facts) }
+func (j *job) info(check string, facts ...fact)    { j.line("INFO", check, facts) }
+
+// warning is a problem that makes the outcome a WARNING (exit 3), the first one its subject.
+func (j *job) warning(check, cause string, facts ...fact) {
+	j.line("WARNING", check, append([]fact{kv("cause", cause)}, facts...))
+	if j.res.Warning == nil {
+		j.res.Warning = &problem{Check: check, Cause: cause}
+	}
+}
+
+// do runs a step and, when it fails, explains why.
+func (j *job) do(ctx context.Context, s step, exit int) (stepResult, *failure) {
+	t := time.Now()
+	res := j.steps.exec(ctx, s)
+	res.facts["duration"] = time.Since(t).Round(time.Millisecond).String()
+	if res.code == 0 && res.err == nil {
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		return res, &failure{check: s.check, exit: exitFailure, cause: "the run was interrupted by a signal (SIGTERM, SIGINT or SIGHUP)",
+			hint: "the next run starts over: nothing was recorded as archived", rerun: j.steps.rerun(s)}
+	}
+	return res, j.steps.explain(s, res, exit)
+}
+
+// fail logs a failed check and the checks it prevented.
+func (j *job) fail(f *failure) {
+	j.res.Failure = &problem{Check: f.check, Cause: f.cause, Detail: f.detail, Key: f.key, Hint: f.hint, Rerun: f.rerun}
+	if f.logged {
+		return
+	}
+	j.failed(f.check, kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint), kv("rerun", f.rerun))
+	seen := false
+	for _, id := range checkIDs {
+		if seen {
+			j.skipped(id, kv("reason", "an earlier check failed"))
+		}
+		seen = seen || id == f.check
+	}
+}
+
+var checkIDs = []string{"url", "download", "zip-content", "changed", "archive", "connection", "transfer"}
+
+// sourceStep is a call of fetch.sh: the environment and the time it may take, from [source].
+// Each attempt may ask twice (HEAD, then one byte from a server that refuses HEAD).
+func sourceStep(c *Conf, check string, retries int, args ...string) step {
+	env := []string{"ARCHIVE_URL=" + c.URL, "ARCHIVE_TIMEOUT=" + secs(c.Timeout),
+		"ARCHIVE_RETRIES=" + strconv.Itoa(retries), "ARCHIVE_RETRY_DELAY=" + secs(c.RetryDelay)}
+	if c.SourceCA != "" {
+		env = append(env, "ARCHIVE_CA_FILE="+c.SourceCA)
+	}
+	wait := time.Duration(retries+1)*(c.Timeout+5*time.Second) + c.RetryDelay*(1<<min(retries, 10))
+	if args[0] == "probe" {
+		wait *= 2
+	}
+	return step{check: check, script: "fetch.sh", args: args, env: env, timeout: wait, causes: fetchCauses, timeoutKey: "[source] timeout"}
+}
+
+// 1. url: the source answers, a transient error retried like the download's.
+func (j *job) probeSource(ctx context.Context) *failure {
+	res, f := j.do(ctx, sourceStep(j.conf, "url", j.conf.Retries, "probe"), exitURL)
+	if f == nil {
+		j.ok("url", kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]),
+			kv("retried_after", res.facts["retried"]), kv("url", j.conf.URL))
+	}
+	return f
+}
+
+// zipFile is the downloaded zip and what the zip-content check learnt of the dump in it.
+type zipFile struct {
+	path               string // in the work folder; nothing was downloaded after a 304
+	notModified        bool   // HTTP 304: the zip is the one archived last
+	etag, lastModified string
+	size               int64
+	get                step // the download, rerun first when an operator reruns the next step
+	unpack             step
+	sql                string // the dump on disk, "" when the archive reuses the zip's data
+	dumpSHA256         string
+	dumpSize           int64
+}
+
+// 2. download: the zip arrived whole, or the server answered that it has not changed since the
+// last archived one (HTTP 304).
+func (j *job) download(ctx context.Context, prev state) (zipFile, *failure) {
+	c := j.conf
+	z := zipFile{path: filepath.Join(j.work, "source.zip")}
+	z.get = sourceStep(c, "download", c.Retries, "get", z.path)
+	if c.Conditional && c.OnUnchanged != "archive" && prev.SHA256 != "" {
+		if prev.ETag != "" {
+			z.get.env = append(z.get.env, "ARCHIVE_IF_NONE_MATCH="+prev.ETag)
+		}
+		if prev.LastModified != "" {
+			z.get.env = append(z.get.env, "ARCHIVE_IF_MODIFIED_SINCE="+prev.LastModified)
+		}
+	}
+	res, f := j.do(ctx, z.get, exitDownload)
+	if f != nil {
+		return z, f
+	}
+	if res.facts["status"] == "304" {
+		z.notModified, z.etag, z.lastModified = true, prev.ETag, prev.LastModified
+		j.ok("download", kv("status", "304"), kv("note", "not modified since the last archive: nothing downloaded"), kv("duration", res.facts["duration"]))
+		return z, nil
+	}
+	z.etag, z.lastModified = headerValue(res.facts["etag"]), settled(headerValue(res.facts["last_modified"]), res.facts["date"])
+	z.size = atoi64(res.facts["size"])
+	j.res.ZipSize = z.size
+	j.ok("download", kv("size", res.facts["size"]), kv("attempts", res.facts["attempts"]), kv("retried_after", res.facts["retried"]),
+		kv("duration", res.facts["duration"]))
+	return z, nil
+}
+
+// reuse tells whether the archive is made of the zip's own deflate data (nothing compressed
+// again, the dump never written); pack.sh compresses instead when the member is not deflated.
+func (c *Conf) reuse() bool { return c.Compressor == "reuse" || c.Compressor == "auto" }
+
+// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one pass. With
+// reuse the dump is only hashed, never written: pack takes the zip's data.
+func (j *job) unpack(ctx context.Context, z *zipFile, prev state) *failure {
+	c := j.conf
+	if z.notModified {
+		z.dumpSHA256 = prev.SHA256
+		j.skipped("zip-content", kv("reason", "the zip is the one archived on "+prev.Date+" (HTTP 304)"))
+		return nil
+	}
+	out := filepath.Join(j.work, c.ExpectedFile)
+	if c.reuse() {
+		out = "-"
+	} else {
+		z.sql = out
+	}
+	z.unpack = step{check: "zip-content", script: "unpack.sh", args: []string{z.path, out}, timeout: c.PackTimeout, causes: unpackCauses,
+		timeoutKey: "[archive] timeout", before: &z.get,
+		env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
+	res, f := j.do(ctx, z.unpack, exitZipContent)
+	if f != nil {
+		return f
+	}
+	if !c.reuse() {
+		os.Remove(z.path) // the work folder never holds more than it needs
+	}
+	z.dumpSHA256, z.dumpSize = res.facts["sha256"], atoi64(res.facts["size"])
+	j.res.DumpSHA256, j.res.DumpSize = z.dumpSHA256, z.dumpSize
+	j.ok("zip-content", kv("file", c.ExpectedFile), kv("size", res.facts["size"]), kv("sha256", z.dumpSHA256))
+	return nil
+}
+
+func stateFailure(err error) *failure {
+	return &failure{check: "changed", exit: exitChanged, cause: err.Error(), key: "[archive] state_dir",
+		hint: "fix or remove the state file; removing it makes the next run archive the dump as new"}
+}
+
+// decision is what check "changed" makes of a dump.
+type decision struct {
+	action    int    // archiveDump, skipDump or failDump
+	unchanged bool   // the dump is the one archived last
+	since     string // the day the dump last changed, as the state will record it
+	days      int    // days it has been unchanged
+	cause     string // for failDump
+	key, hint string
+}
+
+const (
+	archiveDump = iota
+	skipDump
+	failDump
+)
+
+// decide is the unchanged-dump policy: on_unchanged, and max_unchanged_days for a source that
+// looks stuck. A 304 answer comes here as the last archived dump's sha256.
+func decide(c *Conf, prev state, sum string, now time.Time) decision {
+	if prev.SHA256 != sum {
+		return decision{action: archiveDump, since: now.Format("2006-01-02")}
+	}
+	d := decision{unchanged: true, since: prev.Changed}
+	if since, err := time.Parse("2006-01-02", prev.Changed); err == nil {
+		d.days = int(day(now).Sub(since).Hours() / 24)
+	}
+	switch {
+	case c.OnUnchanged == "fail":
+		d.action, d.cause, d.key = failDump, "the dump is the same as the one archived on "+prev.Date, "[archive] on_unchanged"
+		d.hint = "the export on the source server may have stopped; check it"
+	case c.MaxUnchangedDays > 0 && d.days >= c.MaxUnchangedDays:
+		d.action, d.key = failDump, "[archive] max_unchanged_days"
+		d.cause = fmt.Sprintf("the dump has not changed for %d days (since %s): the source looks stuck", d.days, prev.Changed)
+		d.hint = "check the export job on the database server; raise max_unchanged_days if the data rarely changes"
+	case c.OnUnchanged == "skip":
+		d.action = skipDump
+	default:
+		d.action = archiveDump
+	}
+	return d
+}
+
+// 4. changed: logs the decision. A skipped dump remembers a new zip's validators, so that
+// tomorrow's answer can be 304.
+func (j *job) changed(d decision, z zipFile, prev state) *failure {
+	if !d.unchanged {
+		previous := short(prev.SHA256)
+		if previous == "" {
+			previous = "none (first run)"
+		}
+		j.ok("changed", kv("sha256", short(z.dumpSHA256)), kv("previous", previous), kv("last_archived", prev.Name))
+		return nil
+	}
+	same := []fact{kv("sha256", short(z.dumpSHA256)), kv("last_archived", prev.Name), kv("on", prev.Date)}
+	switch d.action {
+	case failDump:
+		return &failure{check: "changed", exit: exitChanged, cause: d.cause, key: d.key, hint: d.hint}
+	case skipDump:
+		if !j.dryRun && (z.etag != prev.ETag || z.lastModified != prev.LastModified) {
+			p := prev
+			p.ETag, p.LastModified = z.etag, z.lastModified
+			if err := writeState(j.conf.StateDir, p); err != nil {
+				j.warning("changed", err.Error(), kv("key", "[archive] state_dir"))
+			}
+		}
+		j.warning("changed", "the dump is the same as the last one archived; nothing to do", same...)
+		for _, id := range []string{"archive", "connection", "transfer"} {
+			j.skipped(id, kv("reason", "unchanged dump (on_unchanged = skip)"))
+		}
+		return nil
+	}
+	j.ok("changed", append([]fact{kv("unchanged", "yes"), kv("action", "archived anyway (on_unchanged = archive)")}, same...)...)
+	return nil
+}
+
+// archiveFile is the .tgz made by check "archive".
+type archiveFile struct {
+	path, name, sha256 string
+	size               int64
+}
+
+// 5. archive: NAME.tgz made and proven to be a valid gzip tar.
+func (j *job) pack(ctx context.Context, z zipFile) (archiveFile, *failure) {
+	c := j.conf
+	name := archiveName(c.NameFormat, j.now)
+	a := archiveFile{path: filepath.Join(j.work, name), name: name}
+	sql := z.sql
+	env := []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + strconv.Itoa(c.CompressionLevel)}
+	if c.reuse() {
+		sql = filepath.Join(j.work, c.ExpectedFile)
+		env = []string{"ARCHIVE_COMPRESSOR=reuse", "ARCHIVE_COMPRESSION_LEVEL=" + strconv.Itoa(c.CompressionLevel), "ARCHIVE_ZIP=" + z.path, "ARCHIVE_MEMBER=" + c.ExpectedFile}
+	}
+	s := step{check: "archive", script: "pack.sh", args: []string{sql, a.path}, timeout: c.PackTimeout, causes: packCauses,
+		timeoutKey: "[archive] timeout", before: &z.unpack, env: env}
+	res, f := j.do(ctx, s, exitArchive)
+	if f != nil {
+		return a, f
+	}
+	os.Remove(sql)
+	os.Remove(z.path)
+	a.sha256, a.size = res.facts["sha256"], atoi64(res.facts["size"])
+	j.res.Archive, j.res.ArchiveSHA256, j.res.ArchiveSize = a.name, a.sha256, a.size
+	j.ok("archive", kv("name", name), kv("size", a.size), kv("sha256", a.sha256), kv("compressor", res.facts["compressor"]))
+	return a, nil
+}
+
+// 6. connection: the server answers and the login works.
+func (j *job) connect(ctx context.Context, d dest) *failure {
+	if _, f := j.do(ctx, d.quick("connection", "check"), exitConnection); f != nil {
+		return f
+	}
+	j.ok("connection", kv("server", d.where()))
+	return nil
+}
+
+// saveState moves the state on, after a verified transfer.
+func (j *job) saveState(z zipFile, a archiveFile, d decision) *failure {
+	err := writeState(j.conf.StateDir, state{SHA256: z.dumpSHA256, Date: j.now.Format("2006-01-02"), Name: a.name, ArchiveSHA256: a.sha256,
+		Changed: d.since, ETag: z.etag, LastModified: z.lastModified})
+	if err != nil {
+		return &failure{check: "state", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir",
+			hint: "the archive is on the server, but the next run will archive the same dump again; fix state_dir"}
+	}
+	return nil
+}
+
+func secs(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+// headerValue keeps a response header fit to be sent back in a request: one printable line.
+func headerValue(v string) string {
+	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return ""
+	}
+	return v
+}
+
+// settled keeps a Last-Modified only when it is at least a minute older than the answer's own
+// Date: a file written again within the same second keeps its Last-Modified, so a younger one
+// cannot tell two versions apart (RFC 9110, 8.8.2.2). Then the zip is downloaded again.
+func settled(lastModified, date string) string {
+	lm, err := time.Parse(time.RFC1123, lastModified)
+	if err != nil {
+		return ""
+	}
+	if d, err := time.Parse(time.RFC1123, date); err != nil || d.Sub(lm) < time.Minute {
+		return ""
+	}
+	return lastModified
+}
