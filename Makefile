@@ -32,7 +32,6 @@ deps: ## install what the tests need (as root on Debian); as another user, say w
 test: deps lint ## lint, then every test against real local servers, with -race (CI=true: a missing server fails)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(GO) test -race -count=1 -parallel 6 $(TESTFLAGS) ./...
 	bash testdata/mail_test.sh
-	bash testdata/bench/reuse_test.sh
 	bash testdata/dest_test.sh
 
 lint: ## gofmt, go vet, shellcheck

@@ -148,6 +148,13 @@ globals:
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		name, rest = rest[0], rest[1:]
 	}
+	// The zip's structure, for the steps unpack.sh and pack.sh (zipmember.go); not in the usage.
+	switch name {
+	case "unzip-member":
+		return unzipMember(rest)
+	case "pack-member":
+		return packMember(rest)
+	}
 	cmd, ok := commands[name]
 	if !ok {
 		return usageError(fmt.Sprintf("unknown command %q", name), "the commands are run, check, list, restore and status (archive -h)")

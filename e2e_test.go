@@ -205,7 +205,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	need(t, "curl", "unzip", "tar", "sha256sum")
+	need(t, "curl", "tar", "sha256sum")
 	// Under a world-readable folder: sshd's user (not root) must reach the archive folder.
 	dir, err := os.MkdirTemp("", "archive-e2e-")
 	if err != nil {

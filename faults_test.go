@@ -1357,8 +1357,11 @@ func faults() []fault {
 			}
 		}),
 		killDuring("zip-content", func(f *fenv) func() bool {
-			a, b := f.pauseAt("unzip", "-p *"), f.pauseAt("pigz", "-dc") // unpack.sh inflates with either
-			return func() bool { return exists(a) || exists(b) }
+			// No tool to pause: archive's own Go code inflates. A dump of 1 GiB of zeros (a 1 MiB
+			// zip) takes a second or so to write to disk; the next run gets the usual zip back.
+			f.src.zip.Store(zerosZip(f.t, 1<<30))
+			f.conf["archive"]["compressor"] = "pigz" // the dump is written, so it is seen
+			return func() bool { return partial(filepath.Join(f.dir, "work", "run-*", "dump.sql.part")) }
 		}),
 		killDuring("archive", func(f *fenv) func() bool {
 			f.conf["archive"]["compressor"] = "pigz" // a compression long enough to be killed in
@@ -1730,6 +1733,7 @@ func killDuring(check string, until func(f *fenv) func() bool) fault {
 				f.t.Error("the killed run left no work folder: it was not killed mid-run")
 			}
 			f.bin = ""
+			f.src.zip.Store(makeZip(f.t, map[string]string{"dump.sql": dump("first")}))
 			if check == "prune" { // the state moved on before prune: the next night brings a new dump
 				f.src.zip.Store(makeZip(f.t, map[string]string{"dump.sql": dump("next")}))
 				return f.archive("--date", "2026-11-29")
@@ -1787,6 +1791,38 @@ func partial(pattern string) bool {
 }
 
 func paused(marker string) func() bool { return func() bool { return exists(marker) } }
+
+// zerosZip is a zip whose dump.sql is n zero bytes: a long extraction from a small download.
+var zerosZip = sync.OnceValue(func() func(t *testing.T, n int64) []byte {
+	cache := map[int64][]byte{}
+	var mu sync.Mutex
+	return func(t *testing.T, n int64) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if z, ok := cache[n]; ok {
+			return z
+		}
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, err := zw.Create("dump.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(w, zeroReader{}, n); err != nil {
+			t.Fatal(err)
+		}
+		zw.Close()
+		cache[n] = buf.Bytes()
+		return cache[n]
+	}
+})()
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
 
 func appendFile(t *testing.T, path, text string) {
 	fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)

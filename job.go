@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -218,7 +219,9 @@ type zipFile struct {
 	size               int64
 	get                step // the download, rerun first when an operator reruns the next step
 	unpack             step
-	sql                string // the dump on disk, "" when the archive reuses the zip's data
+	reuse              bool   // the archive is made of the zip member's own deflate data
+	whyNotReused       string // when compressor = auto could not reuse it
+	sql                string // the dump on disk when the archive does not reuse the zip's data
 	dumpSHA256         string
 	dumpSize           int64
 }
@@ -254,12 +257,13 @@ func (j *job) download(ctx context.Context, prev state) (zipFile, *failure) {
 	return z, nil
 }
 
-// reuse tells whether the archive is made of the zip's own deflate data (nothing compressed
-// again, the dump never written); pack.sh compresses instead when the member is not deflated.
-func (c *Conf) reuse() bool { return c.Compressor == "reuse" || c.Compressor == "auto" }
+// mayReuse: the conf lets the archive be made of the zip's own deflate data (auto, and reuse,
+// its older name).
+func (c *Conf) mayReuse() bool { return c.Compressor == "auto" || c.Compressor == "reuse" }
 
-// 3. zip-content: a valid zip holding the expected file, extracted and hashed in one pass. With
-// reuse the dump is only hashed, never written: pack takes the zip's data.
+// 3. zip-content: a valid zip holding the expected file, checked and hashed in one pass. When the
+// conf lets the archive reuse the zip's own deflate data, the step writes the dump only if the
+// member cannot be reused, and says which (reuse=yes or no): pack follows what it says.
 func (j *job) unpack(ctx context.Context, z *zipFile, prev state) *failure {
 	c := j.conf
 	if z.notModified {
@@ -268,19 +272,20 @@ func (j *job) unpack(ctx context.Context, z *zipFile, prev state) *failure {
 		return nil
 	}
 	out := filepath.Join(j.work, c.ExpectedFile)
-	if c.reuse() {
-		out = "-"
-	} else {
-		z.sql = out
+	env := []string{archiveBin(), "ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}
+	if c.mayReuse() {
+		env = append(env, "ARCHIVE_REUSE=yes")
 	}
 	z.unpack = step{check: "zip-content", script: "unpack.sh", args: []string{z.path, out}, timeout: c.PackTimeout, causes: unpackCauses,
-		timeoutKey: "[archive] timeout", before: &z.get,
-		env: []string{"ARCHIVE_EXPECTED_FILE=" + c.ExpectedFile, "ARCHIVE_MAX_SIZE=" + fmt.Sprint(c.MaxSize), "ARCHIVE_MIN_SIZE=" + fmt.Sprint(c.MinSize)}}
+		timeoutKey: "[archive] timeout", before: &z.get, env: env}
 	res, f := j.do(ctx, z.unpack, exitZipContent)
 	if f != nil {
 		return f
 	}
-	if !c.reuse() {
+	if res.facts["reuse"] == "yes" && c.mayReuse() {
+		z.reuse = true
+	} else {
+		z.sql, z.whyNotReused = out, res.facts["why"]
 		os.Remove(z.path) // the work folder never holds more than it needs
 	}
 	z.dumpSHA256, z.dumpSize = res.facts["sha256"], atoi64(res.facts["size"])
@@ -375,19 +380,33 @@ type archiveFile struct {
 	size               int64
 }
 
-// 5. archive: NAME.tgz made and proven to be a valid gzip tar.
+// 5. archive: NAME.tgz made and proven to be a valid gzip tar: of the zip's own deflate data
+// when the zip-content step said it can be reused, else compressed again (pigz when installed).
 func (j *job) pack(ctx context.Context, z zipFile) (archiveFile, *failure) {
 	c := j.conf
 	name := archiveName(c.NameFormat, j.now)
 	a := archiveFile{path: filepath.Join(j.work, name), name: name}
+	compressor := c.Compressor
+	var env []string
+	switch {
+	case z.reuse:
+		compressor = "reuse"
+		env = []string{archiveBin(), "ARCHIVE_ZIP=" + z.path, "ARCHIVE_MEMBER=" + c.ExpectedFile}
+	case c.mayReuse():
+		compressor = "gzip"
+		if _, err := exec.LookPath("pigz"); err == nil {
+			compressor = "pigz"
+		}
+		fallthrough
+	default:
+		env = []string{"ARCHIVE_COMPRESSION_LEVEL=" + strconv.Itoa(c.CompressionLevel), "ARCHIVE_SHA256=" + z.dumpSHA256}
+	}
 	sql := z.sql
-	env := []string{"ARCHIVE_COMPRESSOR=" + c.Compressor, "ARCHIVE_COMPRESSION_LEVEL=" + strconv.Itoa(c.CompressionLevel)}
-	if c.reuse() {
-		sql = filepath.Join(j.work, c.ExpectedFile)
-		env = []string{"ARCHIVE_COMPRESSOR=reuse", "ARCHIVE_COMPRESSION_LEVEL=" + strconv.Itoa(c.CompressionLevel), "ARCHIVE_ZIP=" + z.path, "ARCHIVE_MEMBER=" + c.ExpectedFile}
+	if sql == "" {
+		sql = filepath.Join(j.work, c.ExpectedFile) // never written: pack-member reads the zip
 	}
 	s := step{check: "archive", script: "pack.sh", args: []string{sql, a.path}, timeout: c.PackTimeout, causes: packCauses,
-		timeoutKey: "[archive] timeout", before: &z.unpack, env: env}
+		timeoutKey: "[archive] timeout", before: &z.unpack, env: append([]string{"ARCHIVE_COMPRESSOR=" + compressor}, env...)}
 	res, f := j.do(ctx, s, exitArchive)
 	if f != nil {
 		return a, f
@@ -396,7 +415,11 @@ func (j *job) pack(ctx context.Context, z zipFile) (archiveFile, *failure) {
 	os.Remove(z.path)
 	a.sha256, a.size = res.facts["sha256"], atoi64(res.facts["size"])
 	j.res.Archive, j.res.ArchiveSHA256, j.res.ArchiveSize = a.name, a.sha256, a.size
-	j.ok("archive", kv("name", name), kv("size", a.size), kv("sha256", a.sha256), kv("compressor", res.facts["compressor"]))
+	note := ""
+	if z.whyNotReused != "" && c.mayReuse() {
+		note = "the zip's data could not be reused (" + z.whyNotReused + "): compressed again"
+	}
+	j.ok("archive", kv("name", name), kv("size", a.size), kv("sha256", a.sha256), kv("compressor", res.facts["compressor"]), kv("note", note))
 	return a, nil
 }
 

@@ -223,7 +223,7 @@ func check(path string, now time.Time, withMail bool) int {
 
 // toolsNeeded lists the programs a run with this conf calls.
 func toolsNeeded(c *Conf) []string {
-	tools := []string{"curl", "unzip", "sha256sum", "tar", "gzip"}
+	tools := []string{"curl", "sha256sum", "tar", "gzip"}
 	if c.Compressor == "pigz" {
 		tools = append(tools, "pigz")
 	}

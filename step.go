@@ -42,10 +42,12 @@ var unpackCauses = map[int]cause{
 	24: {"the dump expands past max_size (zip bomb guard)", "[source] max_size", "raise max_size if the dump really grew that much"},
 	25: {"the dump is smaller than min_size: it looks empty or truncated", "[source] min_size", "check the export on the server; lower min_size only if such a small dump is normal"},
 	26: {"cannot write the dump in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir (it needs about three times the zip's size) or fix its permissions"},
+	27: {"the dump in the zip is encrypted", "[source] url", "the export must write a zip without a password: archive never asks for one"},
+	28: {"the dump in the zip uses a compression method archive cannot read", "[source] url", "the export must write a plain zip (deflated or stored members)"},
 }
 
 var packCauses = map[int]cause{
-	20: {"tar or the compressor failed", "[archive] compressor", "run the step by hand to see the tool's message"},
+	20: {"tar or the compressor failed, or the zip's data could not be reused", "[archive] compressor", "run the step by hand (rerun=) to see the tool's message; compressor = pigz or gzip packs without the zip's data"},
 	21: {"cannot write the archive in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir or fix its permissions"},
 	22: {"the archive written is not a valid gzip tar", "[archive] work_dir", "check the disk holding work_dir for errors"},
 }
@@ -72,6 +74,16 @@ var extractCauses = map[int]cause{
 	21: {"the archive is not a valid .tgz holding one file", "[destination] path", "restore an older archive"},
 	22: {"the target folder already holds the dump's file name", "--to", "move the file away or choose another folder"},
 	23: {"cannot write the dump in the target folder", "--to", "free space or fix permissions"},
+}
+
+// archiveBin is the input of the steps that read the zip: this very program (unzip-member,
+// pack-member), named in their rerun line too.
+func archiveBin() string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "archive"
+	}
+	return "ARCHIVE_BIN=" + exe
 }
 
 // Causes every script shares.

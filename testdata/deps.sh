@@ -9,8 +9,8 @@
 # Exit codes: 0 all there (or told what is missing), 1 the install failed, 2 usage.
 set -euo pipefail
 
-demo=(ca-certificates curl unzip zip openssh-server openssh-client rsync pigz python3 openssl)
-test=("${demo[@]}" tar gzip coreutils findutils make shellcheck mutt msmtp jq procps bsdutils
+demo=(ca-certificates curl zip openssh-server openssh-client rsync pigz python3 openssl)
+test=("${demo[@]}" unzip tar gzip coreutils findutils make shellcheck mutt msmtp jq procps bsdutils
   vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux)
 mailpit_module=github.com/axllent/mailpit@v1.33.1
 
