@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,5 +38,22 @@ func TestDecideTheUnchangedDumpPolicy(t *testing.T) {
 				t.Errorf("a failure without cause or hint: %+v", d)
 			}
 		})
+	}
+}
+
+// A state file of the name it had before (.prevChecksum) is read, and replaced by the new one.
+func TestStateFileOfTheOldNameIsReadThenReplaced(t *testing.T) {
+	dir := t.TempDir()
+	old := "sha256=" + strings.Repeat("a", 64) + "\ndate=2026-11-27\nname=20262711.tgz\n"
+	os.WriteFile(filepath.Join(dir, oldStateFile), []byte(old), 0o600)
+	s, err := readState(dir)
+	if err != nil || s.Name != "20262711.tgz" || s.Changed != "2026-11-27" {
+		t.Fatalf("readState: %+v, %v", s, err)
+	}
+	if err := writeState(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(dir, oldStateFile)) || !exists(filepath.Join(dir, stateFile)) {
+		t.Errorf("after writeState: old file there %v, new file there %v", exists(filepath.Join(dir, oldStateFile)), exists(filepath.Join(dir, stateFile)))
 	}
 }

@@ -15,9 +15,14 @@ import (
 	"time"
 )
 
-// The state file records the last dump that reached the archive server. It moves on only after a
+// The state file records the last dump that reached the archive server: its sha256, day, archive
+// name and sha256, the day it last changed, and its zip's validators. It moves on only after a
 // verified transfer, so a failed night is retried instead of being taken for "unchanged".
-const stateFile = ".prevChecksum"
+const stateFile = "last-archived"
+
+// oldStateFile is its name before 2026-12: read when the new one is not there yet, removed once
+// the new one is written.
+const oldStateFile = ".prevChecksum"
 
 type state struct {
 	SHA256        string // of the SQL dump
@@ -37,6 +42,10 @@ var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
 func readState(dir string) (state, error) {
 	path := filepath.Join(dir, stateFile)
 	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		path = filepath.Join(dir, oldStateFile)
+		data, err = os.ReadFile(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return state{}, nil
 	}
@@ -77,7 +86,11 @@ func readState(dir string) (state, error) {
 func writeState(dir string, s state) error {
 	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\nchanged=%s\netag=%s\nlast_modified=%s\n",
 		s.SHA256, s.Date, s.Name, s.ArchiveSHA256, s.Changed, s.ETag, s.LastModified)
-	return writeFileAtomic(dir, stateFile, []byte(body))
+	if err := writeFileAtomic(dir, stateFile, []byte(body)); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(dir, oldStateFile))
+	return nil
 }
 
 // writeFileAtomic replaces dir/name: write a temporary file, fsync, rename, fsync the folder.

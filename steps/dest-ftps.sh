@@ -31,25 +31,9 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'dest-ftps: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-
-# enc PATH: percent-encode for an ftp:// URL, keeping the slashes.
-enc() {
-  local LC_ALL=C s=$1 i c out=
-  for ((i = 0; i < ${#s}; i++)); do
-    c=${s:i:1}
-    case $c in [A-Za-z0-9._~/-]) out+=$c ;; *) printf -v c '%%%02X' "'$c" && out+=$c ;; esac
-  done
-  printf '%s' "$out"
-}
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # name NAME: a file name in the folder, as FTP commands carry it (no slash, no line break).
 name() { [[ -n $1 && $1 != */* && $1 != *[$'\r\n']* ]] || die 2 "bad file name \"$1\""; }
@@ -82,15 +66,10 @@ fail() {
 
 main() {
   local verb=${1:-}
-  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
-  local v
-  for v in ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE; do
-    [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"
-  done
-  command -v curl >/dev/null || die 127 "curl not found; install curl"
-  local pw=
-  [[ -r $ARCHIVE_DEST_PASSWORD_FILE ]] || die 22 "cannot read the password file $ARCHIVE_DEST_PASSWORD_FILE"
-  IFS= read -r pw <"$ARCHIVE_DEST_PASSWORD_FILE" || [[ -n $pw ]] || die 22 "the password file $ARCHIVE_DEST_PASSWORD_FILE is empty"
+  help "$@"
+  need ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE
+  tools curl curl
+  read_password "$ARCHIVE_DEST_PASSWORD_FILE" 22
 
   # Globals, not locals: the EXIT trap and fail run after main has returned or from anywhere.
   tmp=$(mktemp -d)
@@ -104,11 +83,9 @@ main() {
   [[ $path == . ]] && path=
   # A leading "/" in the folder becomes "//" in the URL: curl then starts with "CWD /".
   local url
-  url="ftp://$host:$port/$(enc "$path")${path:+/}"
+  url="ftp://$host:$port/$(urlencode "$path" /)${path:+/}"
   # A curl config line: inside double quotes, backslash and double quote are escaped.
-  login=$ARCHIVE_DEST_USER:$pw
-  login=${login//\\/\\\\}
-  login="user = \"${login//\"/\\\"}\""
+  login=$(curl_login "$ARCHIVE_DEST_USER" "$password")
   # curl before 8.9 may lose the end of an upload over TLS 1.3 (curl/curl#6149, vsftpd replies 426).
   opts=(-q -sS --ssl-reqd --tls-max 1.2 --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
   [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
@@ -122,7 +99,7 @@ main() {
     put)
       [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
       name "$3"
-      run -T "$2" "$url$(enc "$3")" || rc=$?
+      run -T "$2" "$url$(urlencode "$3")" || rc=$?
       if [[ $rc != 0 ]]; then
         mv -- "$err" "$tmp/put.err"
         run -I -Q "+DELE $3" "$url" || true
@@ -135,19 +112,19 @@ main() {
       name "$2" && name "$3"
       # -I first: a missing NAME is curl 78. vsftpd and most servers replace FINAL on RNTO; for
       # the others (RNTO refused, curl 21) delete FINAL and rename again.
-      run -I -Q "-RNFR $2" -Q "-RNTO $3" "$url$(enc "$2")" >/dev/null || rc=$?
-      [[ $rc == 21 ]] && { rc=0; run -I -Q "-*DELE $3" -Q "-RNFR $2" -Q "-RNTO $3" "$url$(enc "$2")" >/dev/null || rc=$?; }
+      run -I -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?
+      [[ $rc == 21 ]] && { rc=0; run -I -Q "-*DELE $3" -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?; }
       [[ $rc == 0 ]] || fail "$rc" "rename"
       ;;
     verify)
       [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
       name "$2"
       [[ $# == 4 || $mode == download ]] || die 2 "verify needs SIZE (FTP cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
-      out=$(run -I "$url$(enc "$2")") || fail "$?" "verify"
+      out=$(run -I "$url$(urlencode "$2")") || fail "$?" "verify"
       local size sum
       size=$(tr -d '\r' <<<"$out" | sed -n 's/^Content-Length: *//Ip')
       if [[ $mode == download ]]; then
-        sum=$(run "$url$(enc "$2")" | sha256sum | cut -d' ' -f1) || fail "$?" "verify download"
+        sum=$(run "$url$(urlencode "$2")" | sha256sum | cut -d' ' -f1) || fail "$?" "verify download"
         printf 'sha256=%s\n' "$sum"
       fi
       printf 'size=%s\n' "$size"
@@ -162,12 +139,12 @@ main() {
     delete)
       [[ $# == 2 ]] || die 2 "usage: delete NAME"
       name "$2"
-      run -I -Q "-DELE $2" "$url$(enc "$2")" >/dev/null || fail "$?" "delete"
+      run -I -Q "-DELE $2" "$url$(urlencode "$2")" >/dev/null || fail "$?" "delete"
       ;;
     get)
       [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
       name "$2"
-      run -o "$3" "$url$(enc "$2")" || fail "$?" "download"
+      run -o "$3" "$url$(urlencode "$2")" || fail "$?" "download"
       ;;
     *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
   esac

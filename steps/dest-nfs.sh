@@ -27,15 +27,9 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'dest-nfs: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 name() { [[ -n $1 && $1 != */* && $1 != . && $1 != .. ]] || die 2 "bad file name \"$1\""; }
 
@@ -52,10 +46,9 @@ fail() {
 
 main() {
   local verb=${1:-}
-  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
-  [[ -n ${ARCHIVE_DEST_PATH:-} ]] || die 2 "ARCHIVE_DEST_PATH is not set (-h for help)"
-  local v
-  for v in mountpoint sha256sum find timeout; do command -v "$v" >/dev/null || die 127 "$v not found; install coreutils, findutils and util-linux"; done
+  help "$@"
+  need ARCHIVE_DEST_PATH
+  tools "coreutils findutils util-linux" mountpoint sha256sum find timeout
   local must=${ARCHIVE_DEST_REQUIRE_MOUNT:-yes}
   [[ $must == yes || $must == no ]] || die 2 "ARCHIVE_DEST_REQUIRE_MOUNT must be yes or no, not \"$must\""
 

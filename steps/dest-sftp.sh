@@ -30,15 +30,9 @@
 #                                         127 a required tool is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'dest-sftp: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # q WORD: quote for the remote POSIX shell.
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
@@ -88,12 +82,9 @@ remote() {
 
 main() {
   local verb=${1:-}
-  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
-  local v
-  for v in ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_IDENTITY_FILE ARCHIVE_DEST_KNOWN_HOSTS; do
-    [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"
-  done
-  for v in ssh rsync; do command -v "$v" >/dev/null || die 127 "$v not found; install openssh-client and rsync"; done
+  help "$@"
+  need ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_IDENTITY_FILE ARCHIVE_DEST_KNOWN_HOSTS
+  tools "openssh-client rsync" ssh rsync
   [[ -r $ARCHIVE_DEST_KNOWN_HOSTS ]] || die 21 "cannot read known_hosts file $ARCHIVE_DEST_KNOWN_HOSTS"
   [[ -r $ARCHIVE_DEST_IDENTITY_FILE ]] || die 22 "cannot read the private key $ARCHIVE_DEST_IDENTITY_FILE"
 

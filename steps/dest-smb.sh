@@ -31,15 +31,9 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'dest-smb: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 name() { [[ -n $1 && $1 != *[\"\;\\/$'\r\n']* ]] || die 2 "bad file name \"$1\" (no \" ; \\ / or line break)"; }
 
@@ -86,15 +80,10 @@ files() {
 
 main() {
   local verb=${1:-}
-  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
-  local v
-  for v in ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_SHARE ARCHIVE_DEST_PASSWORD_FILE; do
-    [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"
-  done
-  command -v smbclient >/dev/null || die 127 "smbclient not found; install smbclient"
-  local pw=
-  [[ -r $ARCHIVE_DEST_PASSWORD_FILE ]] || die 22 "cannot read the password file $ARCHIVE_DEST_PASSWORD_FILE"
-  IFS= read -r pw <"$ARCHIVE_DEST_PASSWORD_FILE" || [[ -n $pw ]] || die 22 "the password file $ARCHIVE_DEST_PASSWORD_FILE is empty"
+  help "$@"
+  need ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_SHARE ARCHIVE_DEST_PASSWORD_FILE
+  tools smbclient smbclient
+  read_password "$ARCHIVE_DEST_PASSWORD_FILE" 22
 
   # Globals, not locals: the EXIT trap and fail run after main has returned or from anywhere.
   tmp=$(mktemp -d)
@@ -103,7 +92,7 @@ main() {
   local proto=${ARCHIVE_DEST_SMB_PROTOCOL:-SMB3} mode=${ARCHIVE_DEST_VERIFY:-size} rc=0
   [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
   # The login goes to smbclient in a file (-A), never on its command line.
-  printf 'username = %s\npassword = %s\n' "$ARCHIVE_DEST_USER" "$pw" >"$tmp/auth"
+  printf 'username = %s\npassword = %s\n' "$ARCHIVE_DEST_USER" "$password" >"$tmp/auth"
   [[ -n ${ARCHIVE_DEST_DOMAIN:-} ]] && printf 'domain = %s\n' "$ARCHIVE_DEST_DOMAIN" >>"$tmp/auth"
   opts=(-p "$port" -A "$tmp/auth" -m "$proto" --option="client min protocol=$proto" -t "${ARCHIVE_DEST_TIMEOUT:-30}")
   [[ $dir == . || $dir == ./ ]] || opts+=(-D "$dir")

@@ -31,25 +31,9 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'dest-webdav: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-
-# enc NAME: percent-encode a file name for the URL.
-enc() {
-  local LC_ALL=C s=$1 i c out=
-  for ((i = 0; i < ${#s}; i++)); do
-    c=${s:i:1}
-    case $c in [A-Za-z0-9._~-]) out+=$c ;; *) printf -v c '%%%02X' "'$c" && out+=$c ;; esac
-  done
-  printf '%s' "$out"
-}
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 name() { [[ -n $1 && $1 != */* && $1 != *[$'\r\n']* ]] || die 2 "bad file name \"$1\""; }
 
@@ -94,7 +78,7 @@ props() {
   [[ -n $1 ]] && depth=0 what=verify missing=29
   http -o "$tmp/body" -X PROPFIND -H "Depth: $depth" -H 'Content-Type: application/xml' \
     --data '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/><getcontentlength/></prop></propfind>' \
-    "$base$(enc "$1")" || fail "$what" "$missing"
+    "$base$(urlencode "$1")" || fail "$what" "$missing"
   # One record per tag; a response without <collection/> is a file: print its last path
   # segment, XML entities and %xx decoded, and its getcontentlength.
   LC_ALL=C awk -v RS='<' '
@@ -123,16 +107,11 @@ collection() {
 
 main() {
   local verb=${1:-}
-  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
-  local v
-  for v in ARCHIVE_DEST_URL ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE; do
-    [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"
-  done
+  help "$@"
+  need ARCHIVE_DEST_URL ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE
   [[ $ARCHIVE_DEST_URL == https://?* ]] || die 2 "ARCHIVE_DEST_URL must start with https:// (TLS is required)"
-  command -v curl >/dev/null || die 127 "curl not found; install curl"
-  local pw=
-  [[ -r $ARCHIVE_DEST_PASSWORD_FILE ]] || die 22 "cannot read the password file $ARCHIVE_DEST_PASSWORD_FILE"
-  IFS= read -r pw <"$ARCHIVE_DEST_PASSWORD_FILE" || [[ -n $pw ]] || die 22 "the password file $ARCHIVE_DEST_PASSWORD_FILE is empty"
+  tools curl curl
+  read_password "$ARCHIVE_DEST_PASSWORD_FILE" 22
 
   # Globals, not locals: the EXIT trap and fail run after main has returned or from anywhere.
   tmp=$(mktemp -d)
@@ -143,9 +122,7 @@ main() {
   local t=${ARCHIVE_DEST_TIMEOUT:-30} mode=${ARCHIVE_DEST_VERIFY:-size} rc=0
   [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
   # A curl config line: inside double quotes, backslash and double quote are escaped.
-  login=$ARCHIVE_DEST_USER:$pw
-  login=${login//\\/\\\\}
-  login="user = \"${login//\"/\\\"}\""
+  login=$(curl_login "$ARCHIVE_DEST_USER" "$password")
   opts=(-q -sS --proto "=https" --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
   [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
 
@@ -157,16 +134,16 @@ main() {
     put)
       [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
       name "$3"
-      http -o /dev/null -T "$2" "$base$(enc "$3")" || rc=1
+      http -o /dev/null -T "$2" "$base$(urlencode "$3")" || rc=1
       # nginx answers 500, others 404 or 409, when the folder is missing: create it, try again.
       if [[ $rc == 1 && $crc == 0 && $code =~ ^(404|409|500)$ ]]; then
         collection
         rc=0
-        http -o /dev/null -T "$2" "$base$(enc "$3")" || rc=1
+        http -o /dev/null -T "$2" "$base$(urlencode "$3")" || rc=1
       fi
       if [[ $rc == 1 ]]; then
         local c1=$crc c2=$code
-        curl "${opts[@]}" -K - -o /dev/null -X DELETE "$base$(enc "$3")" <<<"$login" 2>/dev/null || true
+        curl "${opts[@]}" -K - -o /dev/null -X DELETE "$base$(urlencode "$3")" <<<"$login" 2>/dev/null || true
         crc=$c1 code=$c2
         fail "upload" 23
       fi
@@ -174,7 +151,7 @@ main() {
     rename)
       [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
       name "$2" && name "$3"
-      http -o /dev/null -X MOVE -H "Destination: $base$(enc "$3")" -H 'Overwrite: T' "$base$(enc "$2")" || fail "rename" 29
+      http -o /dev/null -X MOVE -H "Destination: $base$(urlencode "$3")" -H 'Overwrite: T' "$base$(urlencode "$2")" || fail "rename" 29
       ;;
     verify)
       [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
@@ -183,7 +160,7 @@ main() {
       local size sum=
       size=$(props "$2" | cut -f2) || exit
       if [[ $mode == download ]]; then
-        http -o >(sha256sum >"$tmp/sum") "$base$(enc "$2")" || fail "verify download" 29
+        http -o >(sha256sum >"$tmp/sum") "$base$(urlencode "$2")" || fail "verify download" 29
         wait "$!"
         sum=$(cut -d' ' -f1 "$tmp/sum")
         printf 'sha256=%s\n' "$sum"
@@ -196,13 +173,13 @@ main() {
     delete)
       [[ $# == 2 ]] || die 2 "usage: delete NAME"
       name "$2"
-      http -o /dev/null -X DELETE "$base$(enc "$2")" || fail "delete" 29
+      http -o /dev/null -X DELETE "$base$(urlencode "$2")" || fail "delete" 29
       ;;
     get)
       [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
       name "$2"
       # Without --fail curl would write an error page into LOCAL: remove it then.
-      http -o "$3" "$base$(enc "$2")" || { rm -f -- "$3"; fail "download" 29; }
+      http -o "$3" "$base$(urlencode "$2")" || { rm -f -- "$3"; fail "download" 29; }
       ;;
     *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
   esac

@@ -11,21 +11,15 @@
 #   21 not a valid .tgz holding one plain file
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'extract: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-  [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
+  help "$@"
   [[ $# == 3 ]] || die 2 "usage: extract.sh TGZ SHA256 DIR (-h for help)"
-  local tgz=$1 want=$2 dir=$3 tool
-  for tool in tar gzip sha256sum; do command -v "$tool" >/dev/null || die 127 "$tool not found"; done
+  local tgz=$1 want=$2 dir=$3
+  tools "tar gzip coreutils" tar gzip sha256sum
 
   local got
   got=$(sha256sum -- "$tgz" | cut -d' ' -f1)

@@ -26,20 +26,9 @@
 #   1 any other curl failure
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'fetch: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-
-need() {
-  local v
-  for v; do [[ -n ${!v:-} ]] || die 2 "$v is not set (-h for help)"; done
-}
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # cause CURL_RC HTTP_STATUS: prints "CODE TRANSIENT TEXT" for the step's own exit code.
 cause() {
@@ -61,11 +50,11 @@ cause() {
 
 main() {
   local verb=${1:-}
-  [[ $verb == -h || $verb == --help ]] && { usage; exit 0; }
+  help "$@"
   [[ $verb == probe || ($verb == get && -n ${2:-}) ]] || die 2 "usage: fetch.sh probe | get OUT.zip (-h for help)"
   need ARCHIVE_URL
   [[ $ARCHIVE_URL == https://* ]] || die 3 "the URL must start with https://"
-  command -v curl >/dev/null || die 127 "curl not found; install the curl package"
+  tools curl curl
 
   # -q first: no ~/.curlrc may turn verification off; --globoff: [ ] { } in the URL are data.
   local opts=(-q --globoff --silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5

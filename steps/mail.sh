@@ -34,8 +34,9 @@
 #   1   anything else
 set -euo pipefail
 umask 077
-
-die() { echo "mail: $2" >&2; exit "$1"; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 work="" rcfile="" # globals for cleanup
 
@@ -44,22 +45,11 @@ cleanup() {
   [[ -n ${ARCHIVE_MAIL_WORK_DIR:-} ]] || rm -rf -- "$work"
 }
 
-usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-
 # q quotes a value for a muttrc: double quotes, with \ " ` $ escaped, newlines as \n.
 q() {
   local s=$1
   s=${s//\\/\\\\} s=${s//\"/\\\"} s=${s//\`/\\\`} s=${s//\$/\\\$} s=${s//$'\n'/\\n}
   printf '"%s"' "$s"
-}
-
-urlenc() {
-  local LC_ALL=C s=$1 c i out=""
-  for ((i = 0; i < ${#s}; i++)); do
-    c=${s:i:1}
-    case $c in [a-zA-Z0-9._~-]) out+=$c ;; *) printf -v c '%%%02X' "'$c" && out+=$c ;; esac
-  done
-  printf '%s' "$out"
 }
 
 # transport_rc prints the muttrc lines of the chosen transport.
@@ -89,7 +79,7 @@ transport_rc() {
     IFS= read -r pass <"$ARCHIVE_MAIL_SMTP_PASSWORD_FILE" || [[ -n $pass ]] ||
       die 2 "cannot read a password from \"$ARCHIVE_MAIL_SMTP_PASSWORD_FILE\" (ARCHIVE_MAIL_SMTP_PASSWORD_FILE)"
     echo "set smtp_pass=$(q "${pass%$'\r'}")"
-    user="$(urlenc "$user")@"
+    user="$(urlencode "$user")@"
   fi
   echo "set smtp_url=$(q "$scheme://$user$host:$port/") ssl_force_tls=$tls ssl_starttls=$tls"
   echo "set ssl_ca_certificates_file=$(q "${ARCHIVE_MAIL_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}")"
@@ -124,11 +114,11 @@ cause() {
 }
 
 main() {
-  [[ ${1:-} == -h ]] && { usage; exit 0; }
+  help "$@"
   [[ $# -eq 0 ]] || die 2 "mail.sh takes no arguments, only ARCHIVE_MAIL_* variables (see mail.sh -h)"
   [[ -n ${ARCHIVE_MAIL_TO:-} ]] || die 2 "ARCHIVE_MAIL_TO is not set"
   [[ -n ${ARCHIVE_MAIL_FROM:-} ]] || die 2 "ARCHIVE_MAIL_FROM is not set"
-  command -v mutt >/dev/null || die 127 "mutt not found; install the mutt package"
+  tools mutt mutt
   local timeout=${ARCHIVE_MAIL_TIMEOUT:-60} rc=0 body f
   local subject=${ARCHIVE_MAIL_SUBJECT:-"[archive] test message from $(uname -n)"} to=() args=()
   [[ $timeout =~ ^[1-9][0-9]*$ ]] || die 2 "ARCHIVE_MAIL_TIMEOUT must be a number of seconds, not \"$timeout\""

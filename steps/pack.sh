@@ -27,15 +27,9 @@
 #   21 cannot write TGZ (disk full, permission)
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'pack: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # sha256 of stdin: openssl uses the CPU's SHA instructions, about ten times sha256sum's speed.
 sha256() {
@@ -47,8 +41,7 @@ compress() {
   local sql=$1 zip=$2 name sum got listing
   name=$(basename -- "$sql")
   [[ -f $sql ]] || die 2 "no such file: $sql"
-  local tool
-  for tool in tar "$zip" sha256sum; do command -v "$tool" >/dev/null || die 127 "$tool not found; install it"; done
+  tools "tar $zip coreutils" tar "$zip" sha256sum
   # Hash while writing: the archive is not read back just to checksum it.
   sum=$(tar -C "$(dirname -- "$sql")" -cf - -- "$name" 2>"$err" |
     "$zip" -c -n "-${ARCHIVE_COMPRESSION_LEVEL:-6}" 2>>"$err" | tee -- "$part" 2>>"$err" | sha256) || {
@@ -68,7 +61,7 @@ compress() {
 }
 
 main() {
-  [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
+  help "$@"
   [[ $# == 2 ]] || die 2 "usage: pack.sh SQL TGZ (-h for help)"
   local sql=$1 tgz=$2 zip=${ARCHIVE_COMPRESSOR:-} facts
   [[ $sql == /* ]] || sql=./$sql # a file named "-" is not standard input

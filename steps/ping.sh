@@ -12,22 +12,16 @@
 #   1 the ping failed (cause on stderr)   127 curl is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'ping: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-  [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
+  help "$@"
   local event=${1:-}
   [[ $event == start || $event == success || $event == fail ]] || die 2 "usage: ping.sh start|success|fail"
   [[ -n ${ARCHIVE_PING_URL:-} ]] || die 2 "ARCHIVE_PING_URL is not set"
-  command -v curl >/dev/null || die 127 "curl not found"
+  tools curl curl
   local url=${ARCHIVE_PING_URL%/}
   [[ $event == success ]] || url+=/$event
   local opts=(-q --silent --show-error --fail --max-time "${ARCHIVE_TIMEOUT:-10}" --retry 2 --output /dev/null)

@@ -25,20 +25,14 @@
 #   23 several members carry that exact name    127 the archive program is missing
 set -euo pipefail
 umask 077
-
-die() {
-  local code=$1
-  shift
-  printf 'unpack: %s\n' "$*" >&2
-  exit "$code"
-}
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# shellcheck source=steps/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-  [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
+  help "$@"
   [[ $# == 2 ]] || die 2 "usage: unpack.sh ZIP OUT (-h for help)"
-  [[ -n ${ARCHIVE_EXPECTED_FILE:-} ]] || die 2 "ARCHIVE_EXPECTED_FILE is not set (-h for help)"
+  need ARCHIVE_EXPECTED_FILE
   local bin=${ARCHIVE_BIN:-archive}
   command -v "$bin" >/dev/null || die 127 "$bin not found; set ARCHIVE_BIN to the archive program"
   local opts=(--max-size "${ARCHIVE_MAX_SIZE:-68719476736}" --min-size "${ARCHIVE_MIN_SIZE:-1}")
