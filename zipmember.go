@@ -379,6 +379,9 @@ func reuseFrame(f *zip.File) (head, tail []byte, err error) {
 	if u, err := user.Current(); err == nil {
 		hdr.Uname = u.Username
 	}
+	if g, err := user.LookupGroupId(strconv.Itoa(os.Getgid())); err == nil {
+		hdr.Gname = g.Name
+	}
 	var block bytes.Buffer
 	tw := tar.NewWriter(&block)
 	if err := tw.WriteHeader(hdr); err != nil {
