@@ -44,7 +44,7 @@ var confKeys = []confKey{
 	{s: "destination", k: "domain", kind: text, protos: []string{"smb"}, field: "Domain"},
 	{s: "destination", k: "smb_protocol", def: "SMB3", kind: choice, choices: []string{"SMB2", "SMB3"}, protos: []string{"smb"}, field: "SMBProtocol"},
 	{s: "destination", k: "ca_file", kind: readable, protos: []string{"ftps", "webdav"}, field: "DestCA"},
-	{s: "destination", k: "verify", def: "size", kind: choice, choices: []string{"size", "download"}, protos: []string{"ftps", "webdav", "smb"}, field: "Verify"},
+	{s: "destination", k: "verify", def: "auto", kind: choice, choices: []string{"auto", "size", "download"}, protos: []string{"sftp", "ftps", "webdav", "smb"}, field: "Verify"},
 	{s: "destination", k: "require_mount", def: "yes", kind: yesOrNo, protos: []string{"nfs"}, field: "RequireMount"},
 	{s: "destination", k: "timeout", def: "30", kind: seconds, lo: 1, hi: week, field: "DestTimeout"},
 	{s: "destination", k: "transfer_timeout", def: "7200", kind: seconds, lo: 1, hi: week, field: "TransferTimeout"},

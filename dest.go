@@ -89,7 +89,7 @@ func (d dest) verb(check string, timeout time.Duration, key string, args []strin
 func (d dest) causes() map[int]cause {
 	keys := map[string]map[int]string{
 		"ftps":   {21: "[destination] ca_file"},
-		"webdav": {20: "[destination] url", 21: "[destination] ca_file", 23: "[destination] url", 24: "[destination] url", 25: "[destination] url", 27: "[destination] url", 29: "[destination] url"},
+		"webdav": {1: "[destination] url", 20: "[destination] url", 21: "[destination] ca_file", 23: "[destination] url", 24: "[destination] url", 25: "[destination] url", 27: "[destination] url", 29: "[destination] url"},
 		"smb":    {23: "[destination] share"},
 	}[d.conf.Protocol]
 	if len(keys) == 0 {
@@ -155,29 +155,30 @@ func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 		if fail != nil && res.code != 27 {
 			return fail
 		}
-		note := "a different file has this name; it will be replaced atomically"
+		note := "a different file has this name; it will be replaced"
 		if fail == nil {
-			note = "a file of the same size has this name, but this protocol cannot prove it the same; it will be replaced atomically"
+			note = "a file of the same size has this name, but this server cannot prove it the same; it will be replaced"
 		}
 		j.info("transfer", kv("remote", d.remote(a.name)), kv("note", note))
 	}
 
 	start := time.Now()
-	res, fail := j.upload(ctx, d, "transfer", exitTransfer, a.path, a.name, a.sha256, size)
+	up, fail := j.upload(ctx, d, "transfer", exitTransfer, a.path, a.name, a.sha256, size)
 	if fail != nil {
 		return fail
 	}
-	verified := "size"
-	if res.facts["sha256"] != "" {
-		verified = "sha256"
-	}
-	j.ok("transfer", kv("remote", d.remote(a.name)), kv("size", size), kv("sha256", short(a.sha256)), kv("verified", verified),
-		kv("duration", time.Since(start).Round(time.Millisecond)))
+	j.ok("transfer", kv("remote", d.remote(a.name)), kv("size", size), kv("sha256", short(a.sha256)), kv("verified", up.verified),
+		kv("rename", up.rename), kv("duration", time.Since(start).Round(time.Millisecond)))
 	return nil
 }
 
+// uploaded is what the protocol's step said of an upload: how the copy was verified (sha256 on the
+// server, size, or download) and how it replaced the final name (atomic, or replace: delete, then
+// rename).
+type uploaded struct{ verified, rename string }
+
 // upload puts a local file on the server under its final name through a verified temporary one.
-func (j *job) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (stepResult, *failure) {
+func (j *job) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (uploaded, *failure) {
 	tmp := tempName(name)
 	// The cleanup runs even after a signal: a stopped upload must not leave its temporary file.
 	cleanup := func() { j.do(context.WithoutCancel(ctx), d.quick(check, "delete", tmp), exit) }
@@ -185,16 +186,19 @@ func (j *job) upload(ctx context.Context, d dest, check string, exit int, local,
 		if res.err != nil { // stopped (signal, timeout) before the script's own cleanup
 			cleanup()
 		}
-		return stepResult{}, fail
+		return uploaded{}, fail
 	}
+	var up uploaded
 	res, fail := j.do(ctx, d.long(check, "verify", tmp, sum, size), exit)
 	if fail == nil {
-		_, fail = j.do(ctx, d.quick(check, "rename", tmp, name), exit)
+		up.verified = res.facts["verified"]
+		res, fail = j.do(ctx, d.quick(check, "rename", tmp, name), exit)
+		up.rename = res.facts["rename"]
 	}
 	if fail != nil {
 		cleanup()
 	}
-	return res, fail
+	return up, fail
 }
 
 // recordChecksum keeps the archive's sha256 twice: in state_dir, and as NAME.sha256 beside the
@@ -281,26 +285,56 @@ func (j *job) prune(ctx context.Context, d dest, keep string) {
 	for _, f := range files {
 		listed[f.Name] = true
 	}
-	deleted, failed := 0, 0
-	remove := func(name string, facts ...fact) bool {
-		if _, fail := j.do(ctx, d.quick("prune", "delete", name), exitWarning); fail != nil {
+	// Delete, then prove: a server may answer OK and keep the file (a read-only or foreign file
+	// on SMB). What the step said stays, to quote it if the name is still there.
+	type removal struct {
+		name, archive string // archive: the archive a checksum file belongs to, or itself
+		facts         []fact
+		said          string
+	}
+	var removed []removal
+	failed := 0
+	remove := func(name, archive string, facts ...fact) bool {
+		res, fail := j.do(ctx, d.quick("prune", "delete", name), exitWarning)
+		if fail != nil {
 			failed++
 			j.res.PruneFailed = append(j.res.PruneFailed, name)
 			j.warning("prune", "cannot delete: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key), kv("name", name))
 			return false
 		}
-		j.res.Pruned = append(j.res.Pruned, name)
-		j.info("prune", append([]fact{kv("deleted", name)}, facts...)...)
+		removed = append(removed, removal{name, archive, facts, strings.Join(res.tail, " | ")})
 		return true
 	}
 	for _, it := range items {
-		if !it.Delete || !remove(it.Name, kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason)) {
-			continue
+		if it.Delete && remove(it.Name, it.Name, kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason)) && listed[it.Name+sidecarExt] {
+			remove(it.Name+sidecarExt, it.Name, kv("reason", "the checksum file of "+it.Name))
 		}
-		deleted++
-		removeRecord(c.StateDir, it.Name)
-		if side := it.Name + sidecarExt; listed[side] {
-			remove(side, kv("reason", "the checksum file of "+it.Name))
+	}
+	deleted := 0
+	if len(removed) > 0 {
+		after, fail := j.list(ctx, d, "prune", exitWarning)
+		if fail != nil {
+			j.warning("prune", "cannot list the archive server to prove the deletions: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key))
+			return
+		}
+		still := map[string]bool{}
+		for _, f := range after {
+			still[f.Name] = true
+		}
+		for _, r := range removed {
+			if still[r.name] {
+				failed++
+				j.res.PruneFailed = append(j.res.PruneFailed, r.name)
+				j.warning("prune", "the server answered that it deleted "+shown(r.name)+", but it is still there", kv("detail", r.said),
+					kv("key", "[destination] path"), kv("hint", "the user must be allowed to delete in path (the file may be read-only or another user's)"), kv("name", r.name))
+				continue
+			}
+			j.res.Pruned = append(j.res.Pruned, r.name)
+			j.info("prune", append([]fact{kv("deleted", r.name)}, r.facts...)...)
+			if r.name == r.archive {
+				deleted++
+				removeRecord(c.StateDir, r.name)
+			}
 		}
 	}
 	if failed == 0 {

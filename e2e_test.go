@@ -158,7 +158,7 @@ type sshServer struct {
 
 func newSSHD(t *testing.T, dir string) *sshServer {
 	t.Helper()
-	need(t, "sshd", "ssh", "rsync")
+	need(t, "sshd", "ssh", "sftp")
 	s := &sshServer{dir: filepath.Join(dir, "sshd")}
 	out, err := exec.Command("testdata/servers/sshd.sh", "start", s.dir).CombinedOutput()
 	if err != nil {

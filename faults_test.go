@@ -540,6 +540,12 @@ func cmdline(pid int) string {
 // It returns the marker's path.
 func (f *fenv) pauseAt(tool, pattern string) string {
 	f.t.Helper()
+	return f.pauseIf(tool, "pattern="+shellQuote(pattern)+`; [[ "$*" == $pattern ]]`)
+}
+
+// pauseIf is pauseAt for any bash condition on the call's arguments.
+func (f *fenv) pauseIf(tool, condition string) string {
+	f.t.Helper()
 	real, err := exec.LookPath(tool)
 	if err != nil {
 		f.t.Fatal(err)
@@ -549,8 +555,7 @@ func (f *fenv) pauseAt(tool, pattern string) string {
 		os.Mkdir(f.bin, 0o755)
 	}
 	marker := filepath.Join(f.dir, "paused-"+tool)
-	script := fmt.Sprintf("#!/bin/bash\npattern=%s\nif [[ \"$*\" == $pattern ]]; then : >%s; exec sleep 600; fi\nexec %s \"$@\"\n",
-		shellQuote(pattern), shellQuote(marker), shellQuote(real))
+	script := fmt.Sprintf("#!/bin/bash\nif %s; then : >%s; exec sleep 600; fi\nexec %s \"$@\"\n", condition, shellQuote(marker), shellQuote(real))
 	if err := os.WriteFile(filepath.Join(f.bin, tool), []byte(script), 0o755); err != nil {
 		f.t.Fatal(err)
 	}
@@ -1291,7 +1296,7 @@ func faults() []fault {
 		{name: "an archive with today's name but other content is replaced atomically and logged", changes: true,
 			setup: func(f *fenv) { f.plant(faultName, "a different archive of the same name") },
 			exit:  exitOK,
-			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz note="a different file has this name; it will be replaced atomically"`, `OK check=transfer .*verified=sha256`},
+			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz note="a different file has this name; it will be replaced"`, `OK check=transfer .*verified=sha256`},
 			then:  archived},
 
 		// Retention.
@@ -1401,12 +1406,12 @@ func faults() []fault {
 				return false
 			}
 		}),
-		killDuring("transfer verification", func(f *fenv) func() bool { return paused(f.pauseAt("ssh", "*wc -c*")) }),
+		killDuring("transfer verification", func(f *fenv) func() bool { return paused(f.pauseAt("ssh", "*&& sha256sum -- *")) }),
 		killDuring("prune", func(f *fenv) func() bool {
 			f.conf["archive"]["name_format"] = "%Y%m%d"
 			f.conf["retention"]["keep_min"] = "1"
 			f.plant("20250101.tgz", "old")
-			return paused(f.pauseAt("ssh", "*rm -f -- '20250101.tgz'*"))
+			return paused(f.pauseIf("sftp", `grep -qF '@rm "20250101.tgz"' "$2"`)) // sftp -b BATCH: the batch holds the command
 		}),
 		{name: "kill -9 of archive alone takes its step script with it, and no run overlaps the tool it left", changes: true,
 			setup: func(f *fenv) {

@@ -10,6 +10,7 @@ import (
 )
 
 var mailCauses = map[int]cause{
+	1:  {"the mail could not be sent, for a reason mutt names (detail=)", "[mail] transport", "read detail=, mutt's own words; archive check --mail sends a test"},
 	40: {"the SMTP server is unreachable", "[mail] smtp_host", "check smtp_host and smtp_port, and any firewall"},
 	41: {"the SMTP server's TLS certificate is not trusted", "[mail] ca_file", "for a private CA set ca_file to its PEM file; check smtp_host matches the certificate"},
 	42: {"the SMTP server refused the login", "[mail] smtp_user", "check smtp_user and the password in smtp_password_file"},

@@ -227,7 +227,7 @@ func toolsNeeded(c *Conf) []string {
 	if c.Compressor == "pigz" {
 		tools = append(tools, "pigz")
 	}
-	tools = append(tools, map[string][]string{"sftp": {"ssh", "rsync"}, "smb": {"smbclient"}, "nfs": {"mountpoint"}}[c.Protocol]...)
+	tools = append(tools, map[string][]string{"sftp": {"ssh", "sftp"}, "smb": {"smbclient"}, "nfs": {"mountpoint"}}[c.Protocol]...)
 	if c.Mail.Send != "never" {
 		tools = append(tools, "mutt")
 	}

@@ -33,6 +33,28 @@ func startDest(t *testing.T, e *env, proto string) destServer {
 	switch proto {
 	case "sftp":
 		return destServer{conf: e.conf["destination"], dir: e.ssh.env["DEST"], owner: uidOf(t, e.ssh.env["DEST"])}
+	case "sftp-chroot", "sftp-rclone":
+		// The SFTP servers operators run: OpenSSH with a chrooted "ForceCommand internal-sftp"
+		// account (no shell), and another implementation, rclone's.
+		script, args := "sshd.sh", []string{"sftp-only"}
+		if proto == "sftp-rclone" {
+			script, args = "rclone-sftp.sh", nil
+			need(t, "rclone")
+		} else if os.Geteuid() != 0 {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("a chrooted SFTP account needs root; CI runs as root")
+			}
+			t.Skip("a chrooted SFTP account needs root")
+		}
+		dir := filepath.Join(e.dir, proto)
+		if out, err := exec.Command("bash", append([]string{"testdata/servers/" + script, "start", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("cannot start %s: %v\n%s", script, err, out)
+		}
+		t.Cleanup(func() { exec.Command("bash", "testdata/servers/"+script, "stop", dir).Run() })
+		env := readEnvFile(t, filepath.Join(dir, "env"))
+		return destServer{conf: map[string]string{"protocol": "sftp", "host": "127.0.0.1", "port": env["PORT"], "user": env["USER"],
+			"path": env["SERVER_PATH"], "identity_file": env["IDENTITY_FILE"], "known_hosts": env["KNOWN_HOSTS"], "timeout": "10"},
+			dir: env["DEST"], owner: uidOf(t, env["DEST"])}
 	case "nfs":
 		dir := filepath.Join(e.dir, "nfs")
 		os.Mkdir(dir, 0o755)
@@ -79,7 +101,8 @@ func (d destServer) plant(t *testing.T, names ...string) {
 	}
 }
 
-var allProtocols = []string{"sftp", "ftps", "webdav", "smb", "nfs"}
+// allProtocols are the protocols, each with the server implementations and setups tested.
+var allProtocols = []string{"sftp", "sftp-chroot", "sftp-rclone", "ftps", "webdav", "smb", "nfs"}
 
 func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
 	for _, proto := range allProtocols {
@@ -143,14 +166,21 @@ func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
 	login := `FAILED check=connection cause="the archive server refused the login"`
 	trust := `FAILED check=connection cause="the archive server is not trusted`
 	gone := `FAILED check=connection cause="the folder does not exist on the archive server"`
+	otherKey := func(e *env, d destServer) {
+		k := filepath.Join(e.dir, "other_key")
+		exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k).Run()
+		e.conf["destination"]["identity_file"] = k
+	}
 	cases := map[string][]scenario{
+		"sftp-chroot": {{"a key the server does not know", otherKey, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
+		"sftp-rclone": {{"a key the server does not know", otherKey, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"ftps":   {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"folder missing", missing, exitConnection, gone}},
 		"webdav": {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"collection missing", missing, exitConnection, `FAILED check=connection cause=`}},
 		"smb":    {{"wrong password", wrongPassword, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"nfs": {{"folder missing", missing, exitConnection, gone}, {"not a mount point", func(e *env, d destServer) { e.conf["destination"]["require_mount"] = "yes" },
 			exitConnection, `FAILED check=connection cause="the NFS folder is not a mount point`}},
 	}
-	for _, proto := range []string{"ftps", "webdav", "smb", "nfs"} {
+	for _, proto := range []string{"sftp-chroot", "sftp-rclone", "ftps", "webdav", "smb", "nfs"} {
 		for _, sc := range cases[proto] {
 			t.Run(proto+"/"+sc.name, func(t *testing.T) {
 				e := newEnv(t)

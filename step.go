@@ -23,6 +23,7 @@ type cause struct {
 
 // Exit codes of the step scripts, one table per script; each script's header lists the same.
 var fetchCauses = map[int]cause{
+	1:  {"the source could not be read, for a reason curl names (detail=)", "[source] url", "read detail=, curl's own words; rerun the step by hand (rerun=)"},
 	3:  {"the URL is not https://", "[source] url", "use the https:// address of the dump"},
 	10: {"the source host name does not resolve (DNS)", "[source] url", "check the host name in the URL and this machine's DNS (/etc/resolv.conf)"},
 	11: {"cannot connect to the source server (refused or unreachable)", "[source] url", "check the host and port in the URL, that the web server runs, and any firewall"},
@@ -47,6 +48,7 @@ var unpackCauses = map[int]cause{
 }
 
 var packCauses = map[int]cause{
+	1:  {"packing failed, for a reason the step names (detail=)", "[archive] work_dir", "read detail=; rerun the step by hand (rerun=)"},
 	20: {"tar or the compressor failed, or the zip's data could not be reused", "[archive] compressor", "run the step by hand (rerun=) to see the tool's message; compressor = pigz or gzip packs without the zip's data"},
 	21: {"cannot write the archive in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir or fix its permissions"},
 	22: {"the archive written is not a valid gzip tar", "[archive] work_dir", "check the disk holding work_dir for errors"},
@@ -55,6 +57,7 @@ var packCauses = map[int]cause{
 // destCauses is shared by every dest-*.sh: a protocol is one script answering the same verbs with
 // the same codes.
 var destCauses = map[int]cause{
+	1:  {"the archive server refused the operation, for a reason it names (detail=)", "[destination] host", "read detail=, the server's own words; rerun the step by hand (rerun=)"},
 	20: {"cannot reach the archive server (refused or unreachable)", "[destination] host", "check host and port, that the server runs, and any firewall"},
 	21: {"the archive server is not trusted (host key unknown or changed, or TLS certificate not trusted)", "[destination] known_hosts", "sftp: if the server was reinstalled, verify its new key with its administrator, then update known_hosts; ftps, webdav: set ca_file to the CA that signed the server's certificate"},
 	22: {"the archive server refused the login", "[destination] user", "check user and the key or password_file; an SSH key must be in the server's authorized_keys"},
@@ -70,6 +73,7 @@ var destCauses = map[int]cause{
 }
 
 var extractCauses = map[int]cause{
+	1:  {"the restore failed, for a reason the step names (detail=)", "--to", "read detail=; run extract.sh by hand"},
 	20: {"the archive is not the one uploaded (its sha256 differs from the record)", "[destination] path", "do not trust this copy; restore an older archive and tell the server's administrator"},
 	21: {"the archive is not a valid .tgz holding one file", "[destination] path", "restore an older archive"},
 	22: {"the target folder already holds the dump's file name", "--to", "move the file away or choose another folder"},
@@ -229,8 +233,9 @@ func (r *stepRunner) explain(s step, res stepResult, exit int) *failure {
 	case ok:
 		f.cause, f.key, f.hint = fill(c.text, res.facts), c.key, c.hint
 	default:
-		f.cause = fmt.Sprintf("%s failed with code %d", s.script, res.code)
-		f.hint = "run the step by hand (rerun=) to see the tool's own message"
+		// A code the step's header does not list (a bug): its own last words are the cause.
+		f.cause = fmt.Sprintf("the step %s stopped with exit code %d, which it does not document: %s", s.script, res.code, orUnknown(strings.Join(res.tail, " | ")))
+		f.hint = "run the step by hand (rerun=) and report its output"
 	}
 	return f
 }

@@ -18,7 +18,8 @@
 #   ARCHIVE_DEST_CA_FILE                  the CA that signed the server's certificate when it is
 #                                         not a public one (the certificate is always verified)
 #   ARCHIVE_DEST_TIMEOUT                  seconds to connect and without progress (default 30)
-#   ARCHIVE_DEST_VERIFY                   size (default) or download (get it back, compare sha256)
+#   ARCHIVE_DEST_VERIFY                   auto or size (the default: the size), or download (get
+#                                         it back, compare its sha256)
 # The server must offer AUTH TLS and accept "LIST -a" (vsftpd, proftpd, pure-ftpd do).
 # Exit codes (the same for every dest-*.sh):
 #   0 OK                                  24 permission denied on the server
@@ -75,8 +76,9 @@ main() {
   tmp=$(mktemp -d)
   trap 'rm -rf -- "$tmp"' EXIT
   err=$tmp/err port=${ARCHIVE_DEST_PORT:-21} dir=${ARCHIVE_DEST_PATH:-.}
-  local t=${ARCHIVE_DEST_TIMEOUT:-30} host=$ARCHIVE_DEST_HOST mode=${ARCHIVE_DEST_VERIFY:-size} path
-  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
+  local t=${ARCHIVE_DEST_TIMEOUT:-30} host=$ARCHIVE_DEST_HOST mode=${ARCHIVE_DEST_VERIFY:-auto} path
+  [[ $mode == auto ]] && mode=size
+  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be auto, size or download, not \"$mode\""
   [[ $host == *:* ]] && host="[$host]"
   path=${dir#./}
   [[ $path == / ]] || path=${path%/}
@@ -112,9 +114,11 @@ main() {
       name "$2" && name "$3"
       # -I first: a missing NAME is curl 78. vsftpd and most servers replace FINAL on RNTO; for
       # the others (RNTO refused, curl 21) delete FINAL and rename again.
+      local how=atomic
       run -I -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?
-      [[ $rc == 21 ]] && { rc=0; run -I -Q "-*DELE $3" -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?; }
+      [[ $rc == 21 ]] && { rc=0 how=replace; run -I -Q "-*DELE $3" -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?; }
       [[ $rc == 0 ]] || fail "$rc" "rename"
+      printf 'rename=%s\n' "$how"
       ;;
     verify)
       [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
@@ -128,6 +132,7 @@ main() {
         printf 'sha256=%s\n' "$sum"
       fi
       printf 'size=%s\n' "$size"
+      printf 'verified=%s\n' "$mode"
       [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
       [[ -z ${sum:-} || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
       ;;

@@ -84,6 +84,7 @@ main() {
       name "$2" && name "$3"
       [[ -f $dir/$2 ]] || die 29 "rename: no such file $2 in $dir"
       { mv -f -- "$dir/$2" "$dir/$3" && sync -- "$dir"; } 2>"$err" || fail "rename"
+      echo rename=atomic
       ;;
     verify)
       [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
@@ -92,7 +93,7 @@ main() {
       local sum size
       sum=$(sha256sum <"$dir/$2" 2>"$err" | cut -d' ' -f1) || fail "verify"
       size=$(stat -c %s -- "$dir/$2")
-      printf 'sha256=%s\nsize=%s\n' "$sum" "$size"
+      printf 'sha256=%s\nsize=%s\nverified=sha256\n' "$sum" "$size"
       [[ $# == 3 || $size == "$4" ]] || die 27 "$dir/$2 has $size bytes, not $4"
       [[ $sum == "$3" ]] || die 27 "$dir/$2 has sha256 $sum, not $3"
       ;;

@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# dest-sftp.sh: the archive server over SSH (rsync to upload, remote sh for the rest).
+# dest-sftp.sh: the archive server over SFTP (OpenSSH's sftp in batch mode), for any account that
+# allows SFTP: a chrooted "ForceCommand internal-sftp" account, a NAS, another SFTP server.
 #
-# Usage: dest-sftp.sh check                  log in; the folder exists (writing is put's test)
+# Usage: dest-sftp.sh check                  log in; the folder exists; prints hash= (read-only)
 #        dest-sftp.sh put LOCAL NAME         upload LOCAL as NAME (a temporary name)
-#        dest-sftp.sh rename NAME FINAL      rename NAME to FINAL, replacing FINAL atomically
-#        dest-sftp.sh verify NAME SHA256 [SIZE]  the remote NAME has that sha256 and size (prints them)
+#        dest-sftp.sh rename NAME FINAL      rename NAME to FINAL, replacing FINAL (prints rename=)
+#        dest-sftp.sh verify NAME SHA256 [SIZE]  the remote NAME has that size, and that sha256
+#                                            when it can be proven (prints size, sha256, verified)
 #        dest-sftp.sh list                   one "NAME<TAB>SIZE" line per file in the folder
-#        dest-sftp.sh delete NAME            remove NAME
-#        dest-sftp.sh get NAME LOCAL         download NAME to LOCAL
+#        dest-sftp.sh delete NAME            remove NAME, and prove it gone
+#        dest-sftp.sh get NAME LOCAL         download NAME to LOCAL (through LOCAL.part)
 # Inputs (environment):
 #   ARCHIVE_DEST_HOST, ARCHIVE_DEST_USER  required
 #   ARCHIVE_DEST_PORT                     default 22
-#   ARCHIVE_DEST_PATH                     the folder on the server (relative to the user's home
+#   ARCHIVE_DEST_PATH                     the folder on the server (relative to the login folder
 #                                         unless absolute; default ".")
 #   ARCHIVE_DEST_IDENTITY_FILE            the private key (required; no passphrase, see the guide)
 #   ARCHIVE_DEST_KNOWN_HOSTS              the known_hosts file holding the server's key (required;
 #                                         an unknown or changed key is refused, never accepted)
 #   ARCHIVE_DEST_TIMEOUT                  seconds to connect and between packets (default 30)
-# The server needs rsync, sha256sum and GNU find (any Linux server has them).
+#   ARCHIVE_DEST_VERIFY                   auto (default): the sha256 computed on the server when
+#                                         the account may run sha256sum, else the size;
+#                                         size; or download (get it back and hash it here)
+# Every verb but verify's sha256 speaks SFTP only: the account needs no shell. check prints
+# hash=sha256 when the account runs "sha256sum" over ssh (a shell account), hash=none otherwise.
 # Exit codes (the same for every dest-*.sh):
 #   0 OK                                  24 permission denied on the server
 #   1 other failure                       25 no space left on the server
 #   2 usage or missing input              26 the transfer was interrupted
 #   20 host unreachable or refused        27 verification failed (checksum or size differs)
 #   21 host key or certificate untrusted  28 timed out
-#   22 login refused (user, key, password) 29 no such file on the server
+#   22 login refused (user, key, password)  29 no such file on the server
 #   23 the folder (or share) is missing   30 not a mount point (nfs only)
 #                                         31 the server does not offer TLS (ftps only)
 #                                         127 a required tool is missing
@@ -34,66 +40,176 @@ umask 077
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-# q WORD: quote for the remote POSIX shell.
-q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+# name NAME: a file name in the folder, one that sftp's put, get and rm take as it is (no glob).
+name() { [[ -n $1 && $1 != */* && $1 != *[\"\\*?[$'\r\n']* ]] || die 2 "bad file name \"$1\""; }
 
-# fail RC ERRFILE WHAT [rsync]: turn an ssh or rsync failure into the step's exit code and cause.
-# Codes 23-29 from a remote command are our own; rsync's own codes overlap them, so not for rsync.
+# bq WORD: WORD as one argument of an sftp batch line: in double quotes, \ and " escaped.
+bq() {
+  local s=${1//\\/\\\\}
+  printf '"%s"' "${s//\"/\\\"}"
+}
+
+# batch COMMAND...: one sftp session in the folder running COMMANDs (one per argument, echo off);
+# its stdout is the commands' output, its stderr in $err. A failing command ends it with 1.
+batch() {
+  local c
+  {
+    printf '@cd %s\n' "$(bq "$dir")"
+    for c; do printf '@%s\n' "$c"; done
+  } >"$tmp/batch"
+  sftp -b "$tmp/batch" -F "$cfg" archive-dest 2>"$err"
+}
+
+# fail WHAT: the cause of the last failed session, from sftp's and ssh's own words.
 fail() {
-  local rc=$1 msg what=$3
+  local what=$1 msg
   # sshd's own notice for a user without a home folder is no cause: leave it out.
-  sed -i '/^Could not chdir to home directory/d' "$2"
-  msg=$(grep -v '^$' "$2" | tail -n 1 || true)
+  msg=$(grep -v '^$\|^Could not chdir to home directory' "$err" | tail -n 1 || true)
   [[ -n $msg ]] && printf '%s\n' "$msg" >&2
-  if [[ ${4:-} != rsync ]]; then
-    case $rc in 23 | 24 | 25 | 27 | 29) die "$rc" "$what: $(remote_cause "$rc")" ;; esac
-  fi
-  grep -qi 'host key verification failed\|REMOTE HOST IDENTIFICATION HAS CHANGED\|no .* host key is known' "$2" &&
+  is() { grep -qi -- "$1" "$err"; }
+  is 'host key verification failed\|REMOTE HOST IDENTIFICATION HAS CHANGED\|no .* host key is known' &&
     die 21 "$what: the server's host key is not the one in $ARCHIVE_DEST_KNOWN_HOSTS (unknown or changed)"
-  grep -qi 'permission denied (publickey\|too many authentication failures\|not allowed because' "$2" &&
+  is 'permission denied (\|too many authentication failures\|not allowed because' &&
     die 22 "$what: login refused for user $ARCHIVE_DEST_USER with key $ARCHIVE_DEST_IDENTITY_FILE"
-  grep -qi 'could not resolve hostname\|connection refused\|no route to host\|network is unreachable' "$2" &&
+  is 'could not resolve hostname\|connection refused\|no route to host\|network is unreachable' &&
     die 20 "$what: cannot reach $ARCHIVE_DEST_HOST port ${ARCHIVE_DEST_PORT:-22}"
-  grep -qi 'timed out\|timeout' "$2" && die 28 "$what: timed out talking to $ARCHIVE_DEST_HOST"
-  grep -qi 'no space left\|disk quota' "$2" && die 25 "$what: no space left on the server"
-  grep -qi 'permission denied' "$2" && die 24 "$what: permission denied in $ARCHIVE_DEST_PATH"
-  grep -qi 'no such file or directory' "$2" && die 23 "$what: $ARCHIVE_DEST_PATH does not exist on the server"
-  grep -qi 'connection closed\|broken pipe\|connection reset\|connection unexpectedly closed\|error in rsync protocol' "$2" &&
-    die 26 "$what: the connection was cut during the transfer"
-  die 1 "$what failed (code $rc)"
+  is 'timed out\|timeout' && die 28 "$what: timed out talking to $ARCHIVE_DEST_HOST"
+  is 'This service allows sftp connections only' && die 22 "$what: the account allows SFTP only, and this needed ssh"
+  # The session's first command is "cd": its realpath or stat failing means the folder.
+  is '^stat remote: No such file\|^realpath .*No such file\|remote readdir.*No such file' && die 23 "$what: $dir does not exist on the server"
+  is 'no space left\|disk quota\|quota exceeded' && die 25 "$what: no space left on the server"
+  is 'permission denied' && die 24 "$what: permission denied in $dir"
+  is 'connection closed\|closed by remote host\|broken pipe\|connection reset\|Couldn.t write to remote file\|Received message too long' &&
+    die 26 "$what: the connection was cut during the transfer, or the server could not write (full?)"
+  is 'No such file or directory\|not found' && die 29 "$what: no such file in $dir"
+  die 1 "$what failed: ${msg:-sftp said nothing}"
 }
 
-remote_cause() {
-  case $1 in
-    23) echo "$ARCHIVE_DEST_PATH does not exist on the server" ;;
-    24) echo "permission denied in $ARCHIVE_DEST_PATH" ;;
-    25) echo "no space left on the server" ;;
-    27) echo "the remote file differs from the local one" ;;
-    29) echo "no such file in $ARCHIVE_DEST_PATH" ;;
+# size NAME: the size of NAME in the folder, from "ls -ln"; nothing when it is not there, and
+# the session's failure when it cannot tell.
+size() {
+  local out
+  if out=$(batch "ls -lan \"$1\""); then
+    awk -v n="$1" '$1 ~ /^-/ && $NF == n { print $5; exit }' <<<"$out"
+  elif ! grep -q 'not found' "$err"; then
+    fail "$2"
+  fi
+}
+
+verb_check() {
+  batch "pwd" >/dev/null || fail "connection"
+  printf 'hash=%s\n' "$(remote_hash)"
+}
+
+# remote_hash: sha256 when this account runs sha256sum over ssh (detected, never assumed).
+remote_hash() {
+  [[ ${ARCHIVE_DEST_VERIFY:-auto} == auto ]] || { echo none; return; }
+  ssh -F "$cfg" archive-dest 'command -v sha256sum' >/dev/null 2>&1 && echo sha256 || echo none
+}
+
+verb_put() {
+  [[ $# == 2 && -f $1 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+  name "$2"
+  # rm first: put would write through a link planted at that name.
+  if ! batch "-rm \"$2\"" "put $(bq "$1") \"$2\"" >/dev/null; then
+    cp -- "$err" "$tmp/put.err"
+    # SFTP servers say "Failure" for a full disk; ask the folder for room (df, in KiB).
+    local need free
+    need=$((($(stat -c %s -- "$1") + 1023) / 1024))
+    free=$(batch "-rm \"$2\"" "df" 2>/dev/null | awk 'NR == 2 { print $3 }') || true
+    [[ -n $free && $free -lt $need ]] && die 25 "upload: no space left on the server (${free} KiB free, ${need} KiB needed)"
+    mv -- "$tmp/put.err" "$err"
+    fail "upload"
+  fi
+}
+
+verb_rename() {
+  [[ $# == 2 ]] || die 2 "usage: rename NAME FINAL"
+  name "$1"
+  name "$2"
+  # OpenSSH's sftp renames with posix-rename@openssh.com when the server offers it: FINAL is
+  # replaced atomically. A server without it refuses an existing FINAL: delete it, then rename.
+  if batch "rename \"$1\" \"$2\"" >/dev/null; then
+    echo rename=atomic
+    return
+  fi
+  cp -- "$err" "$tmp/rename.err"
+  local there
+  there=$(size "$2" rename) || exit
+  [[ -n $there ]] || { mv -- "$tmp/rename.err" "$err" && fail "rename"; }
+  batch "rm \"$2\"" "rename \"$1\" \"$2\"" >/dev/null || fail "rename"
+  echo rename=replace
+}
+
+verb_verify() {
+  [[ $# == 2 || $# == 3 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+  name "$1"
+  local got sum="" how=size
+  got=$(size "$1" verify) || exit
+  [[ -n $got ]] || die 29 "verify: no such file $1 in $dir"
+  case ${ARCHIVE_DEST_VERIFY:-auto} in
+    auto)
+      if [[ $(remote_hash) == sha256 ]]; then
+        sum=$(ssh -F "$cfg" archive-dest "cd $(quote "$dir") && sha256sum -- $(quote "$1")" 2>"$err" | cut -d' ' -f1) || fail "verify"
+        how=sha256
+      fi
+      ;;
+    download)
+      batch "get \"$1\" $(bq "$tmp/copy")" >/dev/null || fail "verify download"
+      sum=$(sha256sum -- "$tmp/copy" | cut -d' ' -f1)
+      rm -f -- "$tmp/copy"
+      how=download
+      ;;
   esac
+  printf 'size=%s\nverified=%s\n' "$got" "$how"
+  [[ -n $sum ]] && printf 'sha256=%s\n' "$sum"
+  [[ -z ${3:-} || $got == "$3" ]] || die 27 "the remote $1 is $got bytes, not $3"
+  [[ -z $sum || $sum == "$2" ]] || die 27 "the remote $1 has sha256 $sum, not $2"
 }
 
-# remote CMD: run a shell command in the destination folder. Remote exits 23/24/25/29 are ours.
-remote() {
-  local rc=0
-  ssh -F "$cfg" archive-dest "cd -- $(q "$dir") 2>/dev/null || exit 23; $1" 2>"$err" || rc=$?
-  return "$rc"
+# quote WORD: for the remote POSIX shell.
+quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+verb_list() {
+  local out
+  out=$(batch "ls -lan") || fail "list"
+  # A file's line: mode, links, owner, group, size, three date fields, then its name; -a: the
+  # names starting with a dot too (a temporary file left by a killed run).
+  awk '$1 ~ /^-/ && NF >= 9 { n = $0; for (i = 1; i <= 8; i++) sub(/^[^ ]+ +/, "", n); print n "\t" $5 }' <<<"$out"
+}
+
+verb_delete() {
+  [[ $# == 1 ]] || die 2 "usage: delete NAME"
+  name "$1"
+  batch "rm \"$1\"" >/dev/null || fail "delete"
+  # Proven gone: a server may answer OK and keep the file.
+  local left
+  left=$(size "$1" delete) || exit
+  [[ -z $left ]] || die 24 "delete: the server answered OK, but $1 is still in $dir"
+}
+
+verb_get() {
+  [[ $# == 2 ]] || die 2 "usage: get NAME LOCAL"
+  name "$1"
+  rm -f -- "$2.part"
+  batch "get \"$1\" $(bq "$2.part")" >/dev/null || { rm -f -- "$2.part"; fail "download"; }
+  mv -f -- "$2.part" "$2"
 }
 
 main() {
-  local verb=${1:-}
   help "$@"
   need ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_IDENTITY_FILE ARCHIVE_DEST_KNOWN_HOSTS
-  tools "openssh-client rsync" ssh rsync
+  tools openssh-client ssh sftp
   [[ -r $ARCHIVE_DEST_KNOWN_HOSTS ]] || die 21 "cannot read known_hosts file $ARCHIVE_DEST_KNOWN_HOSTS"
   [[ -r $ARCHIVE_DEST_IDENTITY_FILE ]] || die 22 "cannot read the private key $ARCHIVE_DEST_IDENTITY_FILE"
-
-  # Globals, not locals: the EXIT trap runs after main has returned.
+  dir=${ARCHIVE_DEST_PATH:-.}
+  [[ $dir != *[$'\r\n']* ]] || die 2 "ARCHIVE_DEST_PATH must not hold a line break"
+  # Globals, not locals: the EXIT trap and fail run after main has returned or from anywhere.
   tmp=$(mktemp -d)
   trap 'rm -rf -- "$tmp"' EXIT
-  cfg=$tmp/ssh_config err=$tmp/err dir=${ARCHIVE_DEST_PATH:-.}
+  cfg=$tmp/ssh_config err=$tmp/err
   local t=${ARCHIVE_DEST_TIMEOUT:-30}
-  # A config file, not -o options: paths with spaces survive, and rsync -e stays one word.
+  # A config file, not -o options: paths with spaces survive.
   cat >"$cfg" <<CFG
 Host archive-dest
   HostName "$ARCHIVE_DEST_HOST"
@@ -109,74 +225,13 @@ Host archive-dest
   ServerAliveInterval $t
   ServerAliveCountMax 2
 CFG
-  # Under archive, TMPDIR is the run's private work folder: the run's ssh and rsync calls share
+  # Under archive, TMPDIR is the run's private work folder: the run's sftp and ssh calls share
   # one connection through a socket there, closed 3 seconds after the last call. (A socket's path
   # is limited to about 100 bytes.)
   if [[ -n ${TMPDIR:-} && -d $TMPDIR && -O $TMPDIR && ${#TMPDIR} -lt 80 ]]; then
     printf '  ControlMaster auto\n  ControlPath %s/ssh\n  ControlPersist 3\n' "$TMPDIR" >>"$cfg"
   fi
-
-  # rsync splits -e on spaces and reads '...' with '' for a quote: the path (under TMPDIR, the
-  # work folder, which may hold spaces and quotes) stays one word.
-  rsh="ssh -F '${cfg//\'/\'\'}'"
-
-  local rc=0
-  case $verb in
-    check)
-      # shellcheck disable=SC2016 # $t is expanded by the remote shell, on purpose
-      remote 'for t in rsync sha256sum find; do command -v "$t" >/dev/null || { echo "$t"; exit 127; }; done' >"$tmp/missing" || rc=$?
-      [[ $rc == 127 ]] && die 127 "the server lacks $(cat "$tmp/missing"): install it there (rsync, coreutils, findutils)"
-      [[ $rc == 0 ]] || fail "$rc" "$err" "connection"
-      ;;
-    put)
-      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
-      rsync --secluded-args --inplace --timeout="$t" -e "$rsh" -- "$2" "archive-dest:$dir/$3" 2>"$err" || rc=$?
-      if [[ $rc != 0 ]]; then
-        mv -- "$err" "$tmp/put.err"
-        # rsync's words for a missing, read-only or full folder vary, and a full disk's may be lost
-        # with the connection; ask the folder itself: writable, and room (KiB) for the archive.
-        local prc=0 need
-        need=$((($(stat -c %s -- "$2") + 1023) / 1024))
-        remote "rm -f -- $(q "$3"); [ -w . ] || exit 24; free=\$(df -Pk . | awk 'NR == 2 { print \$4 }')
-          [ -z \"\$free\" ] || [ \"\$free\" -ge $need ] || exit 25" || prc=$?
-        [[ $prc == 23 || $prc == 24 || $prc == 25 ]] && die "$prc" "upload: $(remote_cause "$prc")"
-        fail "$rc" "$tmp/put.err" "upload" rsync
-      fi
-      ;;
-    rename)
-      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
-      remote "[ -f $(q "$2") ] || exit 29; mv -f -- $(q "$2") $(q "$3") || exit 24" || fail "$?" "$err" "rename"
-      ;;
-    verify)
-      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
-      local out sum size
-      out=$(remote "[ -f $(q "$2") ] || exit 29; wc -c <$(q "$2"); openssl dgst -sha256 -r -- $(q "$2") 2>/dev/null || sha256sum -- $(q "$2")") || fail "$?" "$err" "verify"
-      size=$(sed -n 1p <<<"$out" | tr -d ' ')
-      sum=$(sed -n 2p <<<"$out" | cut -d' ' -f1)
-      printf 'sha256=%s\nsize=%s\n' "$sum" "$size"
-      [[ -z ${4:-} || $size == "$4" ]] || die 27 "the remote $2 is $size bytes, not $4"
-      [[ $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
-      ;;
-    list)
-      remote "find . -mindepth 1 -maxdepth 1 -type f -printf '%f\t%s\n'" || fail "$?" "$err" "list"
-      ;;
-    delete)
-      [[ $# == 2 ]] || die 2 "usage: delete NAME"
-      remote "[ -f $(q "$2") ] || exit 29; rm -f -- $(q "$2") 2>&1 && ! [ -e $(q "$2") ] || exit 24" || fail "$?" "$err" "delete"
-      ;;
-    get)
-      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      rsync --secluded-args --timeout="$t" -e "$rsh" -- "archive-dest:$dir/$2" "$3" 2>"$err" || rc=$?
-      if [[ $rc != 0 ]]; then
-        mv -- "$err" "$tmp/get.err"
-        local grc=0
-        remote "[ -f $(q "$2") ] || exit 29" || grc=$?
-        [[ $grc == 23 || $grc == 29 ]] && die "$grc" "download: $(remote_cause "$grc")"
-        fail "$rc" "$tmp/get.err" "download" rsync
-      fi
-      ;;
-    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
-  esac
+  dispatch "$@"
 }
 
 main "$@"

@@ -18,7 +18,8 @@
 #   ARCHIVE_DEST_DOMAIN                   the workgroup or domain of the user (optional)
 #   ARCHIVE_DEST_SMB_PROTOCOL             the protocol, lowest and highest (default SMB3)
 #   ARCHIVE_DEST_TIMEOUT                  seconds for each operation (default 30)
-#   ARCHIVE_DEST_VERIFY                   size (default) or download (get it back, compare sha256)
+#   ARCHIVE_DEST_VERIFY                   auto or size (the default: the size), or download (get
+#                                         it back, compare its sha256)
 # File names must not hold " ; \ / or line breaks (smbclient commands cannot quote them).
 # Exit codes (the same for every dest-*.sh):
 #   0 OK                                  24 permission denied on the server
@@ -63,9 +64,9 @@ fail() {
     die 26 "$what: the connection was cut during the transfer"
   fi
   is 'DISK_FULL\|QUOTA_EXCEEDED' && die 25 "$what: no space left on the server"
-  is ACCESS_DENIED && die 24 "$what: permission denied in $dir"
+  is 'ACCESS_DENIED\|CANNOT_DELETE\|SHARING_VIOLATION' && die 24 "$what: permission denied in $dir"
   is 'OBJECT_NAME_NOT_FOUND\|OBJECT_PATH_NOT_FOUND\|NO_SUCH_FILE' && die 29 "$what: no such file in $dir"
-  die 1 "$what failed (smbclient code $rc)"
+  die 1 "$what failed: ${msg:-smbclient said nothing} (smbclient code $rc)"
 }
 
 is() { grep -q "NT_STATUS_\($1\)" "$tmp/all"; }
@@ -89,8 +90,9 @@ main() {
   tmp=$(mktemp -d)
   trap 'rm -rf -- "$tmp"' EXIT
   out=$tmp/out err=$tmp/err port=${ARCHIVE_DEST_PORT:-445} dir=${ARCHIVE_DEST_PATH:-.}
-  local proto=${ARCHIVE_DEST_SMB_PROTOCOL:-SMB3} mode=${ARCHIVE_DEST_VERIFY:-size} rc=0
-  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
+  local proto=${ARCHIVE_DEST_SMB_PROTOCOL:-SMB3} mode=${ARCHIVE_DEST_VERIFY:-auto} rc=0
+  [[ $mode == auto ]] && mode=size
+  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be auto, size or download, not \"$mode\""
   # The login goes to smbclient in a file (-A), never on its command line.
   printf 'username = %s\npassword = %s\n' "$ARCHIVE_DEST_USER" "$password" >"$tmp/auth"
   [[ -n ${ARCHIVE_DEST_DOMAIN:-} ]] && printf 'domain = %s\n' "$ARCHIVE_DEST_DOMAIN" >>"$tmp/auth"
@@ -122,8 +124,11 @@ main() {
       if [[ $rc != 0 ]] && grep -q NT_STATUS_OBJECT_NAME_COLLISION "$out" "$err"; then
         smb "del \"$3\"" || fail "$?" "rename"
         smb "rename \"$2\" \"$3\"" || fail "$?" "rename"
+        echo rename=replace
       elif [[ $rc != 0 ]]; then
         fail "$rc" "rename"
+      else
+        echo rename=atomic
       fi
       ;;
     verify)
@@ -146,6 +151,7 @@ main() {
         printf 'sha256=%s\n' "$sum"
       fi
       printf 'size=%s\n' "$size"
+      printf 'verified=%s\n' "$mode"
       [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
       [[ -z $sum || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
       ;;
@@ -157,6 +163,8 @@ main() {
       [[ $# == 2 ]] || die 2 "usage: delete NAME"
       name "$2"
       smb "del \"$2\"" || fail "$?" "delete"
+      # smbclient exits 0 when the server refuses a deletion: its NT_STATUS says so.
+      if grep -q 'NT_STATUS_' "$out" "$err"; then fail 0 "delete"; fi
       ;;
     get)
       [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"

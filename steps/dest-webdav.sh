@@ -18,7 +18,8 @@
 #   ARCHIVE_DEST_CA_FILE                  the CA that signed the server's certificate when it is
 #                                         not a public one (the certificate is always verified)
 #   ARCHIVE_DEST_TIMEOUT                  seconds to connect and without progress (default 30)
-#   ARCHIVE_DEST_VERIFY                   size (default) or download (get it back, compare sha256)
+#   ARCHIVE_DEST_VERIFY                   auto or size (the default: the size), or download (get
+#                                         it back, compare its sha256)
 # nginx's dav-ext leaves names starting with "." out of PROPFIND, so "list" cannot show them.
 # Exit codes (the same for every dest-*.sh):
 #   0 OK                                  24 permission denied on the server
@@ -119,8 +120,9 @@ main() {
   err=$tmp/err base=${ARCHIVE_DEST_URL// /%20}
   base=${base%/}/ hostport=${base#https://}
   hostport=${hostport%%/*}
-  local t=${ARCHIVE_DEST_TIMEOUT:-30} mode=${ARCHIVE_DEST_VERIFY:-size} rc=0
-  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be size or download, not \"$mode\""
+  local t=${ARCHIVE_DEST_TIMEOUT:-30} mode=${ARCHIVE_DEST_VERIFY:-auto} rc=0
+  [[ $mode == auto ]] && mode=size
+  [[ $mode == size || $mode == download ]] || die 2 "ARCHIVE_DEST_VERIFY must be auto, size or download, not \"$mode\""
   # A curl config line: inside double quotes, backslash and double quote are escaped.
   login=$(curl_login "$ARCHIVE_DEST_USER" "$password")
   opts=(-q -sS --proto "=https" --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
@@ -152,6 +154,7 @@ main() {
       [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
       name "$2" && name "$3"
       http -o /dev/null -X MOVE -H "Destination: $base$(urlencode "$3")" -H 'Overwrite: T' "$base$(urlencode "$2")" || fail "rename" 29
+      echo rename=atomic # a MOVE with Overwrite: T replaces the destination in one request
       ;;
     verify)
       [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
@@ -166,6 +169,7 @@ main() {
         printf 'sha256=%s\n' "$sum"
       fi
       printf 'size=%s\n' "$size"
+      printf 'verified=%s\n' "$mode"
       [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
       [[ -z $sum || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
       ;;

@@ -9,6 +9,7 @@
 #   2 usage or missing input               23 cannot write in DIR (disk full, permission)
 #   20 the archive's sha256 is not SHA256  127 tar, gzip or sha256sum is missing
 #   21 not a valid .tgz holding one plain file
+#   1 any other failure (the cause on stderr)
 set -euo pipefail
 umask 077
 # The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.

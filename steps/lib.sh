@@ -71,3 +71,13 @@ urlencode() {
   done
   printf '%s' "$out"
 }
+
+# dispatch VERB ARGS...: runs verb_VERB ARGS..., the step's one function that answers VERB.
+dispatch() {
+  local verb=${1:-}
+  if [[ -z $verb ]] || ! declare -F "verb_$verb" >/dev/null; then
+    die 2 "unknown verb \"$verb\" (-h for help)"
+  fi
+  shift
+  "verb_$verb" "$@"
+}

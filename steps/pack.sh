@@ -25,6 +25,7 @@
 #   20 tar or the compressor failed, or        sha256sum, or the archive program
 #      the zip's data cannot be reused
 #   21 cannot write TGZ (disk full, permission)
+#   1 any other failure (the cause on stderr)
 set -euo pipefail
 umask 077
 # The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.

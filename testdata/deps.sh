@@ -11,7 +11,7 @@ set -euo pipefail
 
 demo=(ca-certificates curl zip openssh-server openssh-client rsync pigz python3 openssl)
 test=("${demo[@]}" unzip tar gzip coreutils findutils make shellcheck mutt msmtp jq procps bsdutils
-  vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux)
+  vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux rclone)
 mailpit_module=github.com/axllent/mailpit@v1.33.1
 
 case ${1:-} in
