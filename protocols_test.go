@@ -174,9 +174,9 @@ func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
 	cases := map[string][]scenario{
 		"sftp-chroot": {{"a key the server does not know", otherKey, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"sftp-rclone": {{"a key the server does not know", otherKey, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
-		"ftps":   {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"folder missing", missing, exitConnection, gone}},
-		"webdav": {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"collection missing", missing, exitConnection, `FAILED check=connection cause=`}},
-		"smb":    {{"wrong password", wrongPassword, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
+		"ftps":        {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"folder missing", missing, exitConnection, gone}},
+		"webdav":      {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"collection missing", missing, exitConnection, `FAILED check=connection cause=`}},
+		"smb":         {{"wrong password", wrongPassword, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"nfs": {{"folder missing", missing, exitConnection, gone}, {"not a mount point", func(e *env, d destServer) { e.conf["destination"]["require_mount"] = "yes" },
 			exitConnection, `FAILED check=connection cause="the NFS folder is not a mount point`}},
 	}
