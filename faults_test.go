@@ -1020,6 +1020,57 @@ func faults() []fault {
 	}
 	return []fault{
 		// Source.
+		{name: "a source refusing HEAD (403, like a presigned link) passes url and download: HEAD is never sent", changes: true,
+			setup: func(f *fenv) {
+				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+					if r.Method == http.MethodHead {
+						http.Error(w, "SignatureDoesNotMatch", http.StatusForbidden)
+						return true
+					}
+					return false
+				})
+			},
+			exit: exitOK, lines: []string{`OK check=url status=20[06] size=\d+ `, `OK check=download `}, then: archived},
+		{name: "a source whose HEAD hangs passes url at once", changes: true,
+			setup: func(f *fenv) {
+				f.conf["source"]["timeout"] = "5"
+				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+					if r.Method == http.MethodHead {
+						time.Sleep(20 * time.Second)
+						return true
+					}
+					return false
+				})
+			},
+			exit: exitOK, lines: []string{`OK check=url status=20[06] `}, then: archived},
+		{name: "a redirect to another host is followed and logged with the final URL", changes: true,
+			setup: func(f *fenv) {
+				// The final server on ::1, another host name for the same test certificate.
+				final := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					http.ServeContent(w, r, "dump.zip", time.Now(), bytes.NewReader(f.src.zip.Load().([]byte)))
+				}))
+				ln, err := net.Listen("tcp", "[::1]:0")
+				if err != nil {
+					f.t.Skipf("no IPv6 loopback: %v", err)
+				}
+				final.Listener.Close()
+				final.Listener = ln
+				final.StartTLS()
+				f.t.Cleanup(final.Close)
+				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+					http.Redirect(w, r, final.URL+"/signed/dump.zip?X-Amz-Signature=abc", http.StatusFound)
+					return true
+				})
+			},
+			exit: exitOK, lines: []string{`OK check=url status=20[06] .*final_url="?https://\[::1\]:\d+/signed/dump.zip.* note="redirected to another host: \[::1\]`}, then: archived},
+		{name: "a redirect to http:// is refused with its cause in words",
+			setup: func(f *fenv) {
+				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+					http.Redirect(w, r, "http://127.0.0.1:1/dump.zip", http.StatusFound)
+					return true
+				})
+			},
+			exit: exitURL, check: "url", cause: `the source redirected to an address that is not https:// \(refused\)" detail=".*redirected to http://127.0.0.1:1/dump.zip.* key="\[source\] url"`},
 		{name: "source host name that does not resolve fails url naming DNS", mail: "off",
 			setup: func(f *fenv) {
 				f.conf["source"]["url"] = "https://dump.invalid/exports/dump.zip"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,8 +187,8 @@ func (j *job) fail(f *failure) {
 
 var checkIDs = []string{"url", "download", "zip-content", "changed", "archive", "connection", "transfer"}
 
-// sourceStep is a call of fetch.sh: the environment and the time it may take, from [source].
-// Each attempt may ask twice (HEAD, then one byte from a server that refuses HEAD).
+// sourceStep is a call of fetch.sh: the environment and the time it may take, from [source]:
+// every attempt with its own timeout, and the delays between them.
 func sourceStep(c *Conf, check string, retries int, args ...string) step {
 	env := []string{"ARCHIVE_URL=" + c.URL, "ARCHIVE_TIMEOUT=" + secs(c.Timeout),
 		"ARCHIVE_RETRIES=" + strconv.Itoa(retries), "ARCHIVE_RETRY_DELAY=" + secs(c.RetryDelay)}
@@ -195,20 +196,25 @@ func sourceStep(c *Conf, check string, retries int, args ...string) step {
 		env = append(env, "ARCHIVE_CA_FILE="+c.SourceCA)
 	}
 	wait := time.Duration(retries+1)*(c.Timeout+5*time.Second) + c.RetryDelay*(1<<min(retries, 10))
-	if args[0] == "probe" {
-		wait *= 2
-	}
 	return step{check: check, script: "fetch.sh", args: args, env: env, timeout: wait, causes: fetchCauses, timeoutKey: "[source] timeout"}
 }
 
 // 1. url: the source answers, a transient error retried like the download's.
 func (j *job) probeSource(ctx context.Context) *failure {
 	res, f := j.do(ctx, sourceStep(j.conf, "url", j.conf.Retries, "probe"), exitURL)
-	if f == nil {
-		j.ok("url", kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]),
-			kv("retried_after", res.facts["retried"]), kv("url", j.conf.URL))
+	if f != nil {
+		return f
 	}
-	return f
+	facts := []fact{kv("status", res.facts["status"]), kv("size", res.facts["size"]), kv("last_modified", res.facts["last_modified"]),
+		kv("retried_after", res.facts["retried"]), kv("url", j.conf.URL)}
+	if final := res.facts["final_url"]; res.facts["redirects"] != "0" && final != "" && final != j.conf.URL {
+		facts = append(facts, kv("final_url", final))
+		if from, to := hostOf(j.conf.URL), hostOf(final); from != to {
+			facts = append(facts, kv("note", "redirected to another host: "+to))
+		}
+	}
+	j.ok("url", facts...)
+	return nil
 }
 
 // zipFile is the downloaded zip and what the zip-content check learnt of the dump in it.
@@ -441,6 +447,15 @@ func (j *job) saveState(z zipFile, a archiveFile, d decision) *failure {
 			hint: "the archive is on the server, but the next run will archive the same dump again; fix state_dir"}
 	}
 	return nil
+}
+
+// hostOf is a URL's host and port, "" when it does not parse.
+func hostOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Host
 }
 
 func secs(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }

@@ -33,6 +33,7 @@ var fetchCauses = map[int]cause{
 	15: {"the source did not answer in time", "[source] timeout", "check the network, or raise timeout for a slow server"},
 	16: {"the download was cut short", "[source] url", "the connection broke, after the retries that [source] retries allows; check the network and the server"},
 	17: {"cannot write the zip in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir or fix its permissions"},
+	18: {"the source redirected to an address that is not https:// (refused)", "[source] url", "the dump is fetched over verified TLS only; ask for an https:// link, or put the final one in url"},
 }
 
 var unpackCauses = map[int]cause{

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # fetch.sh: the source side, over HTTPS with curl.
 #
-# Usage: fetch.sh probe          does the URL answer? (no download; retried like get)
+# Usage: fetch.sh probe          does the URL answer? A GET of its first byte (HEAD is never used:
+#                                servers and presigned links refuse or mishandle it); retried
+#                                like get
 #        fetch.sh get OUT.zip    download to OUT.zip (written as OUT.zip.part, renamed when whole)
 # Inputs (environment):
 #   ARCHIVE_URL          required, https:// only (redirects are followed to https:// only)
@@ -14,8 +16,8 @@
 #                        Modified to either, nothing is downloaded, OUT.zip is not written, and
 #                        get prints status=304 and exits 0.
 # Output (stdout, key=value lines): status, size, last_modified, etag, date (the answer's own, to
-#   tell how old last_modified is); with get also attempts and
-#   retried (the cause of the last failed attempt, when there was one).
+#   tell how old last_modified is), final_url and redirects (where the redirects led); with get
+#   also attempts and retried (the cause of the last failed attempt, when there was one).
 # Exit codes:
 #   0 OK                                       12 TLS certificate not trusted (unknown CA, wrong name)
 #   2 usage or missing input                   13 TLS handshake failed
@@ -23,6 +25,7 @@
 #   10 the host name does not resolve          15 timed out
 #   11 connection refused or host unreachable  16 the download was cut short
 #   17 cannot write OUT (disk full, permission) 127 curl is missing
+#   18 a redirect to an address that is not https:// (http://, file://...) was refused
 #   1 any other curl failure
 set -euo pipefail
 umask 077
@@ -44,7 +47,10 @@ cause() {
     28) echo 15 yes "timed out after ${ARCHIVE_TIMEOUT:-600}s" ;;
     18 | 52 | 56 | 92 | 16) echo 16 yes "the download was cut short (curl code $1)" ;;
     23) echo 17 no "cannot write the downloaded file (disk full or permission denied)" ;;
-    *) echo 1 no "curl failed with code $1" ;;
+    1) if grep -q 'Protocol ".*" not supported' "$err"; then
+         echo 18 no "the source redirected to an address that is not https:// (refused)"
+       else echo 1 no "curl failed: $(grep -m 1 '^curl: (' "$err" || echo "code 1")"; fi ;;
+    *) echo 1 no "curl failed: $(grep -m 1 '^curl: (' "$err" || echo "code $1")" ;;
   esac
 }
 
@@ -59,7 +65,7 @@ main() {
   # -q first: no ~/.curlrc may turn verification off; --globoff: [ ] { } in the URL are data.
   local opts=(-q --globoff --silent --show-error --proto "=https" --proto-redir "=https" --location --max-redirs 5
     --max-time "${ARCHIVE_TIMEOUT:-600}"
-    --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nlast_modified=%header{last-modified}\netag=%header{etag}\ndate=%header{date}\n')
+    --write-out 'status=%{http_code}\nsize=%{size_download}\nlength=%header{content-length}\nrange=%header{content-range}\nlast_modified=%header{last-modified}\netag=%header{etag}\ndate=%header{date}\nfinal_url=%{url_effective}\nredirects=%{num_redirects}\n')
   [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
   local cond=()
   [[ -n ${ARCHIVE_IF_NONE_MATCH:-} ]] && cond+=(--header "If-None-Match: $ARCHIVE_IF_NONE_MATCH")
@@ -75,11 +81,10 @@ main() {
     attempts=$((attempts + 1))
     rc=0
     if [[ $verb == probe ]]; then
-      out=$(curl "${opts[@]}" --head --output /dev/null -- "$ARCHIVE_URL" 2>"$err") || rc=$?
-      # Some servers refuse HEAD; ask for one byte instead.
-      if [[ $rc == 0 && $out =~ status=(405|501) ]]; then
-        out=$(curl "${opts[@]}" --range 0-0 --output /dev/null -- "$ARCHIVE_URL" 2>"$err") || rc=$?
-      fi
+      # One byte; a server that ignores the range answers 200 with the whole file: the reader
+      # stops after one byte, and curl with it (code 23): the URL answered all the same.
+      out=$(curl "${opts[@]}" --range 0-0 --output >(head -c 1 >/dev/null) -- "$ARCHIVE_URL" 2>"$err") || rc=$?
+      [[ $rc == 23 && $out =~ status=2 ]] && rc=0
     else
       out=$(curl "${opts[@]}" "${cond[@]}" --output "$2.part" -- "$ARCHIVE_URL" 2>"$err") || rc=$?
     fi
@@ -98,14 +103,22 @@ main() {
   done
 
   if [[ $verb == probe ]]; then
-    sed -e '/^size=/d' -e 's/^length=/size=/' <<<"$out"
+    # The size: Content-Range's total ("bytes 0-0/SIZE"), else Content-Length.
+    local size
+    size=$(sed -n 's|^range=bytes [0-9]*-[0-9]*/\([0-9][0-9]*\).*|\1|p' <<<"$out")
+    [[ -n $size ]] || size=$(sed -n 's/^length=//p' <<<"$out")
+    grep -v '^size=\|^length=\|^range=' <<<"$out"
+    printf 'size=%s\n' "$size"
   else
-    grep -v '^length=' <<<"$out"
+    grep -v '^length=\|^range=' <<<"$out"
   fi
   printf 'attempts=%s\n' "$attempts"
   [[ -n $retried ]] && printf 'retried=%s\n' "$retried"
   if [[ $code != 0 ]]; then
     [[ $verb == get ]] && rm -f -- "$2.part"
+    local final
+    final=$(sed -n 's/^final_url=//p' <<<"$out")
+    [[ $final == "$ARCHIVE_URL" || -z $final ]] || text+=" (redirected to $final)"
     die "$code" "$text: $ARCHIVE_URL"
   fi
   if [[ $verb == get && $status == 304 ]]; then
