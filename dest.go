@@ -105,8 +105,11 @@ func (d dest) causes() map[int]cause {
 	return out
 }
 
-// tempName is where an upload lands before its rename: hidden, and never a name retention parses.
-func tempName(name string) string { return "." + name + ".part" }
+// tempName is where an upload lands before its rename: never a name retention parses, and not
+// hidden, since some servers refuse to write a name starting with a dot (pure-ftpd's
+// ProhibitDotFilesWrite) or leave it out of their listing (nginx's PROPFIND), where the next run
+// would never sweep it.
+func tempName(name string) string { return name + ".part" }
 
 // isTempName tells the temporary names this tool makes (for an archive of this format, its
 // checksum file, or a check probe) from anything else in the folder, which it never removes.
@@ -114,8 +117,9 @@ func isTempName(format, name string) bool {
 	if strings.HasPrefix(name, probePrefix) || strings.HasPrefix(name, "."+probePrefix) {
 		return true
 	}
+	// ".NAME.part" is the hidden form of before 2026-12: swept too.
 	base, ok := strings.CutSuffix(strings.TrimPrefix(name, "."), ".part")
-	if !ok || !strings.HasPrefix(name, ".") {
+	if !ok {
 		return false
 	}
 	_, parsed := parseArchiveName(format, strings.TrimSuffix(base, sidecarExt))

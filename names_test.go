@@ -100,3 +100,15 @@ func TestPlanPruneNeverDeletesThisRunsArchiveEvenWhenNewerNamesExist(t *testing.
 		}
 	}
 }
+
+func TestTempNamesAreVisibleAndSweptInBothForms(t *testing.T) {
+	if got := tempName("20261128.tgz"); got != "20261128.tgz.part" {
+		t.Errorf("tempName = %q", got)
+	}
+	for name, want := range map[string]bool{"20261128.tgz.part": true, ".20261128.tgz.part": true, "20261128.tgz.sha256.part": true,
+		"archive-check-probe-x1.part": true, "20261128.tgz": false, "notes.part": false, "2026112.tgz.part": false} {
+		if got := isTempName("%Y%m%d", name); got != want {
+			t.Errorf("isTempName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

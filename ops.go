@@ -241,6 +241,8 @@ func toolVersion(tool string) (string, error) {
 	}
 	flag := "--version"
 	switch tool {
+	case "sftp": // no version flag: it is OpenSSH's, as ssh
+		return path + ": OpenSSH's sftp", nil
 	case "ssh":
 		flag = "-V"
 	case "unzip", "mutt":

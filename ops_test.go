@@ -16,8 +16,8 @@ import (
 func TestCheckPassesOnAGoodSetupAndTouchesTheServer(t *testing.T) {
 	e := newEnv(t)
 	e.wantExit(e.run("check"), exitOK)
-	for _, l := range []string{`OK +conf `, `OK +tool curl +/`, `OK +work_dir `, `OK +source +https://.*HTTP 200, TLS verified`,
-		`OK +destination +login to sftp://`, `OK +write probe +wrote \.archive-check-probe-\S+\.part, verified, renamed to archive-check-probe-\S+, deleted`, `OK +retention +0 archives`, `all OK`} {
+	for _, l := range []string{`OK +conf `, `OK +tool curl +/`, `OK +work_dir `, `OK +source +https://.*HTTP 20[06], TLS verified`,
+		`OK +destination +login to sftp://`, `OK +write probe +wrote archive-check-probe-\S+\.part, verified, renamed to archive-check-probe-\S+, deleted`, `OK +retention +0 archives`, `all OK`} {
 		e.wantLine(l)
 	}
 	if names := e.ssh.remoteNames(t); len(names) != 0 {

@@ -19,13 +19,19 @@ type destServer struct {
 	owner int    // the uid files in dir must have, so that the server may delete them
 }
 
+// protocolServers: a test server by protocol, and more than one implementation or setup of some
+// (webdav-rclone: rclone's WebDAV server; smb-strict: signing mandatory, SMB3 only, a share name
+// with a space).
 var protocolServers = map[string]struct {
-	script string
-	tools  []string
+	protocol, script string
+	args             []string
+	tools            []string
 }{
-	"ftps":   {"vsftpd.sh", []string{"vsftpd", "curl"}},
-	"webdav": {"webdav.sh", []string{"nginx", "curl"}},
-	"smb":    {"smbd.sh", []string{"smbd", "smbclient"}},
+	"ftps":          {"ftps", "vsftpd.sh", nil, []string{"vsftpd", "curl"}},
+	"webdav":        {"webdav", "webdav.sh", nil, []string{"nginx", "curl"}},
+	"webdav-rclone": {"webdav", "rclone-webdav.sh", nil, []string{"rclone", "curl"}},
+	"smb":           {"smb", "smbd.sh", nil, []string{"smbd", "smbclient"}},
+	"smb-strict":    {"smb", "smbd.sh", []string{"strict"}, []string{"smbd", "smbclient"}},
 }
 
 func startDest(t *testing.T, e *env, proto string) destServer {
@@ -63,13 +69,13 @@ func startDest(t *testing.T, e *env, proto string) destServer {
 	srv := protocolServers[proto]
 	need(t, srv.tools...)
 	dir := filepath.Join(e.dir, proto)
-	if out, err := exec.Command("bash", "testdata/servers/"+srv.script, "start", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("bash", append([]string{"testdata/servers/" + srv.script, "start", dir}, srv.args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("cannot start %s: %v\n%s", srv.script, err, out)
 	}
 	t.Cleanup(func() { exec.Command("bash", "testdata/servers/"+srv.script, "stop", dir).Run() })
 	env := readEnvFile(t, filepath.Join(dir, "env"))
-	c := map[string]string{"protocol": proto, "user": env["USER"], "password_file": env["PASSWORD_FILE"], "timeout": "10"}
-	switch proto {
+	c := map[string]string{"protocol": srv.protocol, "user": env["USER"], "password_file": env["PASSWORD_FILE"], "timeout": "10"}
+	switch srv.protocol {
 	case "ftps":
 		c["host"], c["port"], c["path"], c["ca_file"] = "127.0.0.1", env["PORT"], env["FOLDER"], env["CA_FILE"]
 	case "webdav":
@@ -102,7 +108,7 @@ func (d destServer) plant(t *testing.T, names ...string) {
 }
 
 // allProtocols are the protocols, each with the server implementations and setups tested.
-var allProtocols = []string{"sftp", "sftp-chroot", "sftp-rclone", "ftps", "webdav", "smb", "nfs"}
+var allProtocols = []string{"sftp", "sftp-chroot", "sftp-rclone", "ftps", "webdav", "webdav-rclone", "smb", "smb-strict", "nfs"}
 
 func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
 	for _, proto := range allProtocols {
@@ -201,5 +207,68 @@ func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
 				e.workClean()
 			})
 		}
+	}
+}
+
+// check, list and run --dry-run on every protocol and server: they report, and change nothing on
+// the server (the folder, byte for byte) or in the state.
+func TestEveryProtocolChecksListsAndDryRunsWithoutChangingTheServer(t *testing.T) {
+	for _, proto := range allProtocols {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t)
+			d := startDest(t, e, proto)
+			e.conf["destination"] = d.conf
+			e.conf["archive"]["name_format"] = "%Y%m%d"
+			e.conf["retention"]["keep_min"] = "1"
+			d.plant(t, "20260101.tgz", "20260102.tgz", "readme.txt")
+			before := snapshot(d.dir)
+
+			e.wantExit(e.run("check", "--date", "2026-11-28"), exitOK)
+			e.wantLine(`^OK +write probe +wrote archive-check-probe-\S+\.part, verified, renamed to archive-check-probe-\S+, deleted`)
+			e.wantLine(`^all OK`)
+			e.wantExit(e.run("list", "--date", "2026-11-28"), exitOK)
+			e.wantLine(`^20260101.tgz +2026-01-01 .* DELETE`)
+			e.wantLine(`^readme.txt .*ignored`)
+			e.wantExit(e.run("--dry-run", "--date", "2026-11-28"), exitOK)
+			e.wantLine(`INFO check=transfer would_upload="?\S.*/20261128.tgz"? `)
+			e.wantLine(`INFO check=prune would_delete=20260101.tgz`)
+			if after := snapshot(d.dir); !sameFiles(before, after) {
+				t.Fatalf("check, list or a dry run changed the server:\nbefore %v\nafter  %v", before, after)
+			}
+			if _, err := os.Stat(e.statePath()); err == nil {
+				t.Fatal("a dry run wrote the state")
+			}
+		})
+	}
+}
+
+// A deletion the server refuses, on a share where the old archives are another user's (a sticky
+// folder): smbclient exits 0 then; the run must say the file is still there, and not be SUCCESS.
+func TestADeletionTheServerRefusesIsAWarningWithItsWords(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root (a file of root's on the server); CI runs as root")
+		}
+		t.Skip("needs root (a file of root's on the server)")
+	}
+	for _, proto := range []string{"smb", "smb-strict", "sftp-chroot"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t)
+			d := startDest(t, e, proto)
+			e.conf["destination"] = d.conf
+			e.conf["archive"]["name_format"] = "%Y%m%d"
+			e.conf["retention"]["keep_min"] = "1"
+			old := filepath.Join(d.dir, "20250101.tgz")
+			os.WriteFile(old, []byte("old, root's"), 0o644)
+			os.Chown(d.dir, 0, 0)
+			os.Chmod(d.dir, os.ModeSticky|0o777)
+			e.wantExit(e.run("--date", "2026-11-28"), exitWarning)
+			e.wantLine(`WARNING check=prune cause="(cannot delete: permission denied on the archive server|the server answered that it deleted 20250101.tgz, but it is still there)" .*name=20250101.tgz`)
+			e.noLine(`INFO check=prune deleted=20250101.tgz`)
+			e.wantLine(`RESULT WARNING exit=3`)
+			if !exists(old) {
+				t.Fatal("the old archive is gone: the test proves nothing")
+			}
+		})
 	}
 }

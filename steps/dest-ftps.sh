@@ -65,8 +65,72 @@ fail() {
   die 1 "$what failed (curl code $rc)"
 }
 
+verb_check() {
+  # Log in and enter the folder; writing is put's test, as for every protocol.
+  run -X 'LIST -a' -o /dev/null "$url" || fail "$?" "connection"
+}
+
+verb_put() {
+  [[ $# == 2 && -f $1 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+  name "$2"
+  run -T "$1" "$url$(urlencode "$2")" || rc=$?
+  if [[ $rc != 0 ]]; then
+    mv -- "$err" "$tmp/put.err"
+    run -I -Q "+DELE $2" "$url" || true
+    err=$tmp/put.err
+    fail "$rc" "upload"
+  fi
+}
+
+verb_rename() {
+  [[ $# == 2 ]] || die 2 "usage: rename NAME FINAL"
+  name "$1" && name "$2"
+  # -I first: a missing NAME is curl 78. vsftpd and most servers replace FINAL on RNTO; for
+  # the others (RNTO refused, curl 21) delete FINAL and rename again.
+  local how=atomic
+  run -I -Q "-RNFR $1" -Q "-RNTO $2" "$url$(urlencode "$1")" >/dev/null || rc=$?
+  [[ $rc == 21 ]] && { rc=0 how=replace; run -I -Q "-*DELE $2" -Q "-RNFR $1" -Q "-RNTO $2" "$url$(urlencode "$1")" >/dev/null || rc=$?; }
+  [[ $rc == 0 ]] || fail "$rc" "rename"
+  printf 'rename=%s\n' "$how"
+}
+
+verb_verify() {
+  [[ $# == 2 || $# == 3 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+  name "$1"
+  [[ $# == 3 || $mode == download ]] || die 2 "verify needs SIZE (FTP cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
+  out=$(run -I "$url$(urlencode "$1")") || fail "$?" "verify"
+  local size sum
+  size=$(tr -d '\r' <<<"$out" | sed -n 's/^Content-Length: *//Ip')
+  if [[ $mode == download ]]; then
+    sum=$(run "$url$(urlencode "$1")" | sha256sum | cut -d' ' -f1) || fail "$?" "verify download"
+    printf 'sha256=%s\n' "$sum"
+  fi
+  printf 'size=%s\n' "$size"
+  printf 'verified=%s\n' "$mode"
+  [[ $# == 2 || $size == "$3" ]] || die 27 "the remote $1 has $size bytes, not $3"
+  [[ -z ${sum:-} || $sum == "$2" ]] || die 27 "the remote $1 has sha256 $sum, not $2"
+}
+
+verb_list() {
+  # "LIST -a": vsftpd hides dot files (our temporary names) from a plain LIST.
+  out=$(run -X 'LIST -a' "$url") || fail "$?" "list"
+  tr -d '\r' <<<"$out" | awk '/^-/ { s = $5; for (i = 0; i < 8; i++) sub(/^[^ ]+ +/, ""); print $0 "\t" s }'
+}
+
+verb_delete() {
+  [[ $# == 1 ]] || die 2 "usage: delete NAME"
+  name "$1"
+  run -I -Q "-DELE $1" "$url$(urlencode "$1")" >/dev/null || fail "$?" "delete"
+}
+
+verb_get() {
+  [[ $# == 2 ]] || die 2 "usage: get NAME LOCAL"
+  name "$1"
+  run -o "$2.part" "$url$(urlencode "$1")" || { rc=$?; rm -f -- "$2.part"; fail "$rc" "download"; }
+  mv -f -- "$2.part" "$2"
+}
+
 main() {
-  local verb=${1:-}
   help "$@"
   need ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE
   tools curl curl
@@ -93,66 +157,7 @@ main() {
   [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
 
   local rc=0 out
-  case $verb in
-    check)
-      # Log in and enter the folder; writing is put's test, as for every protocol.
-      run -X 'LIST -a' -o /dev/null "$url" || fail "$?" "connection"
-      ;;
-    put)
-      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
-      name "$3"
-      run -T "$2" "$url$(urlencode "$3")" || rc=$?
-      if [[ $rc != 0 ]]; then
-        mv -- "$err" "$tmp/put.err"
-        run -I -Q "+DELE $3" "$url" || true
-        err=$tmp/put.err
-        fail "$rc" "upload"
-      fi
-      ;;
-    rename)
-      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
-      name "$2" && name "$3"
-      # -I first: a missing NAME is curl 78. vsftpd and most servers replace FINAL on RNTO; for
-      # the others (RNTO refused, curl 21) delete FINAL and rename again.
-      local how=atomic
-      run -I -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?
-      [[ $rc == 21 ]] && { rc=0 how=replace; run -I -Q "-*DELE $3" -Q "-RNFR $2" -Q "-RNTO $3" "$url$(urlencode "$2")" >/dev/null || rc=$?; }
-      [[ $rc == 0 ]] || fail "$rc" "rename"
-      printf 'rename=%s\n' "$how"
-      ;;
-    verify)
-      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
-      name "$2"
-      [[ $# == 4 || $mode == download ]] || die 2 "verify needs SIZE (FTP cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
-      out=$(run -I "$url$(urlencode "$2")") || fail "$?" "verify"
-      local size sum
-      size=$(tr -d '\r' <<<"$out" | sed -n 's/^Content-Length: *//Ip')
-      if [[ $mode == download ]]; then
-        sum=$(run "$url$(urlencode "$2")" | sha256sum | cut -d' ' -f1) || fail "$?" "verify download"
-        printf 'sha256=%s\n' "$sum"
-      fi
-      printf 'size=%s\n' "$size"
-      printf 'verified=%s\n' "$mode"
-      [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
-      [[ -z ${sum:-} || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
-      ;;
-    list)
-      # "LIST -a": vsftpd hides dot files (our temporary names) from a plain LIST.
-      out=$(run -X 'LIST -a' "$url") || fail "$?" "list"
-      tr -d '\r' <<<"$out" | awk '/^-/ { s = $5; for (i = 0; i < 8; i++) sub(/^[^ ]+ +/, ""); print $0 "\t" s }'
-      ;;
-    delete)
-      [[ $# == 2 ]] || die 2 "usage: delete NAME"
-      name "$2"
-      run -I -Q "-DELE $2" "$url$(urlencode "$2")" >/dev/null || fail "$?" "delete"
-      ;;
-    get)
-      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      name "$2"
-      run -o "$3" "$url$(urlencode "$2")" || fail "$?" "download"
-      ;;
-    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
-  esac
+  dispatch "$@"
 }
 
 main "$@"

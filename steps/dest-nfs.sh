@@ -44,8 +44,62 @@ fail() {
   die 1 "$what failed"
 }
 
+# The folder was found (and is a mount point) before any verb: check has nothing more to do;
+# writing is put's test, as for every protocol.
+verb_check() { :; }
+
+verb_put() {
+  [[ $# == 2 && -f $1 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+  name "$2"
+  # --remove-destination: a link planted at NAME is removed, never written through. sync: the
+  # data is on the server before the rename makes it final.
+  if ! { cp --remove-destination -- "$1" "$dir/$2" && sync -- "$dir/$2"; } 2>"$err"; then
+    rm -f -- "$dir/$2"
+    fail "copy"
+  fi
+}
+
+verb_rename() {
+  [[ $# == 2 ]] || die 2 "usage: rename NAME FINAL"
+  name "$1"
+  name "$2"
+  [[ -f $dir/$1 ]] || die 29 "rename: no such file $1 in $dir"
+  { mv -f -- "$dir/$1" "$dir/$2" && sync -- "$dir"; } 2>"$err" || fail "rename"
+  echo rename=atomic
+}
+
+verb_verify() {
+  [[ $# == 2 || $# == 3 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+  name "$1"
+  [[ -f $dir/$1 ]] || die 29 "verify: no such file $1 in $dir"
+  local sum size
+  sum=$(sha256sum <"$dir/$1" 2>"$err" | cut -d' ' -f1) || fail "verify"
+  size=$(stat -c %s -- "$dir/$1")
+  printf 'sha256=%s\nsize=%s\nverified=sha256\n' "$sum" "$size"
+  [[ -z ${3:-} || $size == "$3" ]] || die 27 "$dir/$1 has $size bytes, not $3"
+  [[ $sum == "$2" ]] || die 27 "$dir/$1 has sha256 $sum, not $2"
+}
+
+verb_list() {
+  find "$dir" -mindepth 1 -maxdepth 1 -type f -printf '%f\t%s\n' 2>"$err" || fail "list"
+}
+
+verb_delete() {
+  [[ $# == 1 ]] || die 2 "usage: delete NAME"
+  name "$1"
+  [[ -f $dir/$1 ]] || die 29 "delete: no such file $1 in $dir"
+  rm -f -- "$dir/$1" 2>"$err" || fail "delete"
+}
+
+verb_get() {
+  [[ $# == 2 ]] || die 2 "usage: get NAME LOCAL"
+  name "$1"
+  [[ -f $dir/$1 ]] || die 29 "get: no such file $1 in $dir"
+  cp -- "$dir/$1" "$2.part" 2>"$err" || { rm -f -- "$2.part"; fail "copy"; }
+  mv -f -- "$2.part" "$2"
+}
+
 main() {
-  local verb=${1:-}
   help "$@"
   need ARCHIVE_DEST_PATH
   tools "coreutils findutils util-linux" mountpoint sha256sum find timeout
@@ -63,57 +117,7 @@ main() {
   [[ $rc == 0 ]] || die 23 "the folder $dir does not exist"
   [[ $must == no ]] || mountpoint -q -- "$dir" ||
     die 30 "$dir is not a mount point: mount it, or set ARCHIVE_DEST_REQUIRE_MOUNT=no"
-
-  case $verb in
-    check)
-      # The folder was found (and is a mount point) above; writing is put's test, as for every
-      # protocol.
-      :
-      ;;
-    put)
-      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
-      name "$3"
-      # sync FILE: fsync, so the data is on the server before the rename makes it final.
-      if ! { cp -- "$2" "$dir/$3" && sync -- "$dir/$3"; } 2>"$err"; then
-        rm -f -- "$dir/$3"
-        fail "copy"
-      fi
-      ;;
-    rename)
-      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
-      name "$2" && name "$3"
-      [[ -f $dir/$2 ]] || die 29 "rename: no such file $2 in $dir"
-      { mv -f -- "$dir/$2" "$dir/$3" && sync -- "$dir"; } 2>"$err" || fail "rename"
-      echo rename=atomic
-      ;;
-    verify)
-      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
-      name "$2"
-      [[ -f $dir/$2 ]] || die 29 "verify: no such file $2 in $dir"
-      local sum size
-      sum=$(sha256sum <"$dir/$2" 2>"$err" | cut -d' ' -f1) || fail "verify"
-      size=$(stat -c %s -- "$dir/$2")
-      printf 'sha256=%s\nsize=%s\nverified=sha256\n' "$sum" "$size"
-      [[ $# == 3 || $size == "$4" ]] || die 27 "$dir/$2 has $size bytes, not $4"
-      [[ $sum == "$3" ]] || die 27 "$dir/$2 has sha256 $sum, not $3"
-      ;;
-    list)
-      find "$dir" -mindepth 1 -maxdepth 1 -type f -printf '%f\t%s\n' 2>"$err" || fail "list"
-      ;;
-    delete)
-      [[ $# == 2 ]] || die 2 "usage: delete NAME"
-      name "$2"
-      [[ -f $dir/$2 ]] || die 29 "delete: no such file $2 in $dir"
-      rm -f -- "$dir/$2" 2>"$err" || fail "delete"
-      ;;
-    get)
-      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      name "$2"
-      [[ -f $dir/$2 ]] || die 29 "get: no such file $2 in $dir"
-      cp -- "$dir/$2" "$3" 2>"$err" || fail "copy"
-      ;;
-    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
-  esac
+  dispatch "$@"
 }
 
 main "$@"

@@ -110,15 +110,19 @@ remote_hash() {
 verb_put() {
   [[ $# == 2 && -f $1 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
   name "$2"
-  # rm first: put would write through a link planted at that name.
-  if ! batch "-rm \"$2\"" "put $(bq "$1") \"$2\"" >/dev/null; then
+  # rm first, in a session of its own (a name that is not there is no cause): put would write
+  # through a link planted at that name.
+  batch "-rm \"$2\"" >/dev/null || true
+  if ! batch "put $(bq "$1") \"$2\"" >/dev/null; then
     cp -- "$err" "$tmp/put.err"
     # SFTP servers say "Failure" for a full disk; ask the folder for room (df, in KiB).
     local need free
     need=$((($(stat -c %s -- "$1") + 1023) / 1024))
-    free=$(batch "-rm \"$2\"" "df" 2>/dev/null | awk 'NR == 2 { print $3 }') || true
+    # A failed put leaves no partial file: remove it, in a new session (the last may be cut).
+    free=$(batch "-rm \"$2\"" "df" | awk 'NR == 2 { print $3 }') || true
     [[ -n $free && $free -lt $need ]] && die 25 "upload: no space left on the server (${free} KiB free, ${need} KiB needed)"
     mv -- "$tmp/put.err" "$err"
+    [[ -s $err ]] || die 26 "upload: sftp stopped without a word: the connection was cut"
     fail "upload"
   fi
 }

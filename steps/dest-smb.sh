@@ -79,8 +79,87 @@ files() {
     if (attrs !~ /D/) print line "\t" size }' "$out"
 }
 
+verb_check() {
+  # Log in and enter the folder; writing is put's test, as for every protocol.
+  smb "ls" >/dev/null || fail "$?" "connection"
+}
+
+verb_put() {
+  [[ $# == 2 && -f $1 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+  name "$2"
+  ln -s -- "$(realpath -- "$1")" "$tmp/local"
+  smb "put local \"$2\"" || rc=$?
+  if [[ $rc != 0 ]]; then
+    mv -- "$out" "$tmp/put.out" && mv -- "$err" "$tmp/put.err"
+    smb "del \"$2\"" || true
+    out=$tmp/put.out err=$tmp/put.err
+    fail "$rc" "upload"
+  fi
+}
+
+verb_rename() {
+  [[ $# == 2 ]] || die 2 "usage: rename NAME FINAL"
+  name "$1" && name "$2"
+  # -f replaces FINAL in one step (SMB2 and later); a server that refuses: delete, rename.
+  smb "rename \"$1\" \"$2\" -f" || rc=$?
+  if [[ $rc != 0 ]] && grep -q NT_STATUS_OBJECT_NAME_COLLISION "$out" "$err"; then
+    smb "del \"$2\"" || fail "$?" "rename"
+    smb "rename \"$1\" \"$2\"" || fail "$?" "rename"
+    echo rename=replace
+  elif [[ $rc != 0 ]]; then
+    fail "$rc" "rename"
+  else
+    echo rename=atomic
+  fi
+}
+
+verb_verify() {
+  [[ $# == 2 || $# == 3 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+  name "$1"
+  [[ $# == 3 || $mode == download ]] || die 2 "verify needs SIZE (SMB cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
+  local size sum=
+  smb "ls \"$1\"" || fail "$?" "verify"
+  size=$(files | cut -f2)
+  if [[ $mode == download ]]; then
+    # -E: smbclient's messages to stderr, the file alone to stdout, through a FIFO to sha256sum.
+    mkfifo "$tmp/fifo"
+    sha256sum <"$tmp/fifo" >"$tmp/sum" &
+    out=$tmp/fifo
+    smb "get \"$1\" -" -E || rc=$?
+    wait "$!" || true
+    out=/dev/null
+    [[ $rc == 0 ]] || fail "$rc" "verify download"
+    sum=$(cut -d' ' -f1 "$tmp/sum")
+    printf 'sha256=%s\n' "$sum"
+  fi
+  printf 'size=%s\n' "$size"
+  printf 'verified=%s\n' "$mode"
+  [[ $# == 2 || $size == "$3" ]] || die 27 "the remote $1 has $size bytes, not $3"
+  [[ -z $sum || $sum == "$2" ]] || die 27 "the remote $1 has sha256 $sum, not $2"
+}
+
+verb_list() {
+  smb "ls" || fail "$?" "list"
+  files
+}
+
+verb_delete() {
+  [[ $# == 1 ]] || die 2 "usage: delete NAME"
+  name "$1"
+  smb "del \"$1\"" || fail "$?" "delete"
+  # smbclient exits 0 when the server refuses a deletion: its NT_STATUS says so.
+  if grep -q 'NT_STATUS_' "$out" "$err"; then fail 0 "delete"; fi
+}
+
+verb_get() {
+  [[ $# == 2 ]] || die 2 "usage: get NAME LOCAL"
+  name "$1"
+  out=$(realpath -m -- "$2")
+  : 2>/dev/null >"$out" || die 1 "download: cannot write $2"
+  smb "get \"$1\" -" -E || { rc=$?; rm -f -- "$out"; out=/dev/null; fail "$rc" "download"; }
+}
+
 main() {
-  local verb=${1:-}
   help "$@"
   need ARCHIVE_DEST_HOST ARCHIVE_DEST_USER ARCHIVE_DEST_SHARE ARCHIVE_DEST_PASSWORD_FILE
   tools smbclient smbclient
@@ -99,82 +178,7 @@ main() {
   opts=(-p "$port" -A "$tmp/auth" -m "$proto" --option="client min protocol=$proto" -t "${ARCHIVE_DEST_TIMEOUT:-30}")
   [[ $dir == . || $dir == ./ ]] || opts+=(-D "$dir")
 
-  case $verb in
-    check)
-      # Log in and enter the folder; writing is put's test, as for every protocol.
-      smb "ls" >/dev/null || fail "$?" "connection"
-      ;;
-    put)
-      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
-      name "$3"
-      ln -s -- "$(realpath -- "$2")" "$tmp/local"
-      smb "put local \"$3\"" || rc=$?
-      if [[ $rc != 0 ]]; then
-        mv -- "$out" "$tmp/put.out" && mv -- "$err" "$tmp/put.err"
-        smb "del \"$3\"" || true
-        out=$tmp/put.out err=$tmp/put.err
-        fail "$rc" "upload"
-      fi
-      ;;
-    rename)
-      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
-      name "$2" && name "$3"
-      # -f replaces FINAL in one step (SMB2 and later); a server that refuses: delete, rename.
-      smb "rename \"$2\" \"$3\" -f" || rc=$?
-      if [[ $rc != 0 ]] && grep -q NT_STATUS_OBJECT_NAME_COLLISION "$out" "$err"; then
-        smb "del \"$3\"" || fail "$?" "rename"
-        smb "rename \"$2\" \"$3\"" || fail "$?" "rename"
-        echo rename=replace
-      elif [[ $rc != 0 ]]; then
-        fail "$rc" "rename"
-      else
-        echo rename=atomic
-      fi
-      ;;
-    verify)
-      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
-      name "$2"
-      [[ $# == 4 || $mode == download ]] || die 2 "verify needs SIZE (SMB cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
-      local size sum=
-      smb "ls \"$2\"" || fail "$?" "verify"
-      size=$(files | cut -f2)
-      if [[ $mode == download ]]; then
-        # -E: smbclient's messages to stderr, the file alone to stdout, through a FIFO to sha256sum.
-        mkfifo "$tmp/fifo"
-        sha256sum <"$tmp/fifo" >"$tmp/sum" &
-        out=$tmp/fifo
-        smb "get \"$2\" -" -E || rc=$?
-        wait "$!" || true
-        out=/dev/null
-        [[ $rc == 0 ]] || fail "$rc" "verify download"
-        sum=$(cut -d' ' -f1 "$tmp/sum")
-        printf 'sha256=%s\n' "$sum"
-      fi
-      printf 'size=%s\n' "$size"
-      printf 'verified=%s\n' "$mode"
-      [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
-      [[ -z $sum || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
-      ;;
-    list)
-      smb "ls" || fail "$?" "list"
-      files
-      ;;
-    delete)
-      [[ $# == 2 ]] || die 2 "usage: delete NAME"
-      name "$2"
-      smb "del \"$2\"" || fail "$?" "delete"
-      # smbclient exits 0 when the server refuses a deletion: its NT_STATUS says so.
-      if grep -q 'NT_STATUS_' "$out" "$err"; then fail 0 "delete"; fi
-      ;;
-    get)
-      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      name "$2"
-      out=$(realpath -m -- "$3")
-      : 2>/dev/null >"$out" || die 1 "download: cannot write $3"
-      smb "get \"$2\" -" -E || { rc=$?; rm -f -- "$out"; out=/dev/null; fail "$rc" "download"; }
-      ;;
-    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
-  esac
+  dispatch "$@"
 }
 
 main "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dest-webdav.sh: the archive server over WebDAV on HTTPS (curl: PUT, MOVE, PROPFIND, DELETE).
 #
-# Usage: dest-webdav.sh check                log in; the folder exists (created when missing)
-#                                            and is writable
+# Usage: dest-webdav.sh check                log in; the folder exists (read-only: nothing is
+#                                            created)
 #        dest-webdav.sh put LOCAL NAME       upload LOCAL as NAME (a temporary name)
 #        dest-webdav.sh rename NAME FINAL    rename NAME to FINAL, replacing FINAL (MOVE)
 #        dest-webdav.sh verify NAME SHA256 [SIZE]  the remote NAME has SIZE bytes (and that sha256
@@ -20,7 +20,6 @@
 #   ARCHIVE_DEST_TIMEOUT                  seconds to connect and without progress (default 30)
 #   ARCHIVE_DEST_VERIFY                   auto or size (the default: the size), or download (get
 #                                         it back, compare its sha256)
-# nginx's dav-ext leaves names starting with "." out of PROPFIND, so "list" cannot show them.
 # Exit codes (the same for every dest-*.sh):
 #   0 OK                                  24 permission denied on the server
 #   1 other failure                       25 no space left on the server
@@ -70,7 +69,10 @@ fail() {
     404 | 409) die 23 "$what: the folder $base does not exist on the server" ;;
     413 | 507) die 25 "$what: no space left on the server (HTTP $code)" ;;
   esac
-  die 1 "$what: the server answered HTTP ${code:-nothing}"
+  # The server's own words: its answer's text, tags left out (a proxy's "502 Bad Gateway" page).
+  local reason
+  reason=$(sed -e 's/<[^>]*>/ /g' -- "$tmp/resp" 2>/dev/null | tr -s ' \t\r\n' ' ' | cut -c1-160 || true)
+  die 1 "$what: the server answered HTTP ${code:-nothing}${reason:+: $reason}"
 }
 
 # props [NAME]: "NAME<TAB>SIZE" for NAME, or for every file in the folder without NAME (PROPFIND).
@@ -98,16 +100,72 @@ props() {
       print out href "\t" len }' "$tmp/body"
 }
 
-# collection: create the folder when it is missing (its parent must exist).
+# collection: the folder is there (a PROPFIND of depth 0; nothing is written).
 collection() {
-  http -o /dev/null -X PROPFIND -H 'Depth: 0' "$base" && return 0
-  [[ $crc == 0 && $code == 404 ]] || fail "connection" 23
-  http -o /dev/null -X MKCOL "$base" || fail "create folder" 23
-  printf 'dest-webdav: created the missing folder %s\n' "$base" >&2
+  http -o /dev/null -X PROPFIND -H 'Depth: 0' "$base" || fail "connection" 23
+}
+
+verb_check() {
+  # Log in and find the collection; writing is put's test, as for every protocol.
+  collection
+}
+
+verb_put() {
+  [[ $# == 2 && -f $1 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
+  name "$2"
+  http -o "$tmp/resp" -T "$1" "$base$(urlencode "$2")" || rc=1
+  if [[ $rc == 1 ]]; then
+    local c1=$crc c2=$code
+    curl "${opts[@]}" -K - -o /dev/null -X DELETE "$base$(urlencode "$2")" <<<"$login" 2>/dev/null || true
+    crc=$c1 code=$c2
+    fail "upload" 23
+  fi
+}
+
+verb_rename() {
+  [[ $# == 2 ]] || die 2 "usage: rename NAME FINAL"
+  name "$1" && name "$2"
+  http -o "$tmp/resp" -X MOVE -H "Destination: $base$(urlencode "$2")" -H 'Overwrite: T' "$base$(urlencode "$1")" || fail "rename" 29
+  echo rename=atomic # a MOVE with Overwrite: T replaces the destination in one request
+}
+
+verb_verify() {
+  [[ $# == 2 || $# == 3 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
+  name "$1"
+  [[ $# == 3 || $mode == download ]] || die 2 "verify needs SIZE (WebDAV cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
+  local size sum=
+  size=$(props "$1" | cut -f2) || exit
+  if [[ $mode == download ]]; then
+    http -o >(sha256sum >"$tmp/sum") "$base$(urlencode "$1")" || fail "verify download" 29
+    wait "$!"
+    sum=$(cut -d' ' -f1 "$tmp/sum")
+    printf 'sha256=%s\n' "$sum"
+  fi
+  printf 'size=%s\n' "$size"
+  printf 'verified=%s\n' "$mode"
+  [[ $# == 2 || $size == "$3" ]] || die 27 "the remote $1 has $size bytes, not $3"
+  [[ -z $sum || $sum == "$2" ]] || die 27 "the remote $1 has sha256 $sum, not $2"
+}
+
+verb_list() {
+  props ""
+}
+
+verb_delete() {
+  [[ $# == 1 ]] || die 2 "usage: delete NAME"
+  name "$1"
+  http -o "$tmp/resp" -X DELETE "$base$(urlencode "$1")" || fail "delete" 29
+}
+
+verb_get() {
+  [[ $# == 2 ]] || die 2 "usage: get NAME LOCAL"
+  name "$1"
+  # Without --fail curl would write an error page: it goes to LOCAL.part, removed then.
+  http -o "$2.part" "$base$(urlencode "$1")" || { rm -f -- "$2.part"; fail "download" 29; }
+  mv -f -- "$2.part" "$2"
 }
 
 main() {
-  local verb=${1:-}
   help "$@"
   need ARCHIVE_DEST_URL ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE
   [[ $ARCHIVE_DEST_URL == https://?* ]] || die 2 "ARCHIVE_DEST_URL must start with https:// (TLS is required)"
@@ -128,65 +186,7 @@ main() {
   opts=(-q -sS --proto "=https" --connect-timeout "$t" --speed-limit 1 --speed-time "$t")
   [[ -n ${ARCHIVE_DEST_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_DEST_CA_FILE")
 
-  case $verb in
-    check)
-      # Log in and find (or make) the collection; writing is put's test, as for every protocol.
-      collection
-      ;;
-    put)
-      [[ $# == 3 && -f $2 ]] || die 2 "usage: put LOCAL NAME (LOCAL must be a file)"
-      name "$3"
-      http -o /dev/null -T "$2" "$base$(urlencode "$3")" || rc=1
-      # nginx answers 500, others 404 or 409, when the folder is missing: create it, try again.
-      if [[ $rc == 1 && $crc == 0 && $code =~ ^(404|409|500)$ ]]; then
-        collection
-        rc=0
-        http -o /dev/null -T "$2" "$base$(urlencode "$3")" || rc=1
-      fi
-      if [[ $rc == 1 ]]; then
-        local c1=$crc c2=$code
-        curl "${opts[@]}" -K - -o /dev/null -X DELETE "$base$(urlencode "$3")" <<<"$login" 2>/dev/null || true
-        crc=$c1 code=$c2
-        fail "upload" 23
-      fi
-      ;;
-    rename)
-      [[ $# == 3 ]] || die 2 "usage: rename NAME FINAL"
-      name "$2" && name "$3"
-      http -o /dev/null -X MOVE -H "Destination: $base$(urlencode "$3")" -H 'Overwrite: T' "$base$(urlencode "$2")" || fail "rename" 29
-      echo rename=atomic # a MOVE with Overwrite: T replaces the destination in one request
-      ;;
-    verify)
-      [[ $# == 3 || $# == 4 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
-      name "$2"
-      [[ $# == 4 || $mode == download ]] || die 2 "verify needs SIZE (WebDAV cannot hash remotely) or ARCHIVE_DEST_VERIFY=download"
-      local size sum=
-      size=$(props "$2" | cut -f2) || exit
-      if [[ $mode == download ]]; then
-        http -o >(sha256sum >"$tmp/sum") "$base$(urlencode "$2")" || fail "verify download" 29
-        wait "$!"
-        sum=$(cut -d' ' -f1 "$tmp/sum")
-        printf 'sha256=%s\n' "$sum"
-      fi
-      printf 'size=%s\n' "$size"
-      printf 'verified=%s\n' "$mode"
-      [[ $# == 3 || $size == "$4" ]] || die 27 "the remote $2 has $size bytes, not $4"
-      [[ -z $sum || $sum == "$3" ]] || die 27 "the remote $2 has sha256 $sum, not $3"
-      ;;
-    list) props "" ;;
-    delete)
-      [[ $# == 2 ]] || die 2 "usage: delete NAME"
-      name "$2"
-      http -o /dev/null -X DELETE "$base$(urlencode "$2")" || fail "delete" 29
-      ;;
-    get)
-      [[ $# == 3 ]] || die 2 "usage: get NAME LOCAL"
-      name "$2"
-      # Without --fail curl would write an error page into LOCAL: remove it then.
-      http -o "$3" "$base$(urlencode "$2")" || { rm -f -- "$3"; fail "download" 29; }
-      ;;
-    *) die 2 "unknown verb \"$verb\" (-h for help)" ;;
-  esac
+  dispatch "$@"
 }
 
 main "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# smbd.sh start DIR | stop DIR: a throwaway SMB server (Samba smbd) on a free loopback port.
-# Share "archives" is the folder DIR/share; the archive folder inside it is "my archives".
+# smbd.sh start DIR [strict] | stop DIR: a throwaway SMB server (Samba smbd) on a free loopback
+# port. Share "archives" is the folder DIR/share; the archive folder inside it is "my archives".
+# strict: as hardened servers are set up: the share is named "db archives" (a space), signing is
+# mandatory and only SMB3 is spoken.
 # Logs in the Unix user "archivesmb" (created when missing, root only, no Unix password) with a
 # fresh random Samba password; every Samba state file lives in DIR. Servers SMB2 and SMB3.
 # Writes DIR/env (KEY=VALUE): PORT USER PASSWORD_FILE SHARE DEST FOLDER PID
@@ -13,7 +15,7 @@ free_port() {
 }
 
 start() {
-  local dir=$1 user=archivesmb port pw d
+  local dir=$1 mode=${2:-plain} user=archivesmb port pw d share=archives minproto=SMB2_10 signing=auto
   [[ $(id -u) == 0 ]] || { echo "smbd.sh: must run as root" >&2; exit 1; }
   mkdir -p -- "$dir"
   dir=$(cd -- "$dir" && pwd)
@@ -23,6 +25,7 @@ start() {
   chmod 700 -- "$dir/samba/private"
   mkdir -p -- "$dir/share/my archives"
   chown -- "$user" "$dir/share" "$dir/share/my archives"
+  [[ $mode == strict ]] && share="db archives" minproto=SMB3 signing=mandatory
   port=$(free_port)
   cat >"$dir/smb.conf" <<CFG
 [global]
@@ -33,7 +36,8 @@ start() {
   interfaces = lo
   bind interfaces only = yes
   disable netbios = yes
-  server min protocol = SMB2_10
+  server min protocol = $minproto
+  server signing = $signing
   passdb backend = tdbsam:$dir/samba/private/passdb.tdb
   lock directory = $dir/samba/lock
   state directory = $dir/samba/state
@@ -50,7 +54,7 @@ start() {
   disable spoolss = yes
   usershare max shares = 0
   map to guest = never
-[archives]
+[$share]
   path = $dir/share
   read only = no
   valid users = $user
@@ -70,7 +74,7 @@ CFG
 PORT=$port
 USER=$user
 PASSWORD_FILE=$dir/password
-SHARE=archives
+SHARE=$share
 DEST=$dir/share/my archives
 FOLDER=my archives
 PID=$(cat "$dir/smbd.pid")
@@ -85,6 +89,7 @@ stop() {
 }
 
 case ${1:-} in
-  start | stop) "$1" "${2:?usage: smbd.sh start|stop DIR}" ;;
+  start) start "${2:?usage: smbd.sh start DIR [strict]}" "${3:-plain}" ;;
+  stop) stop "${2:?usage: smbd.sh stop DIR}" ;;
   *) echo "usage: smbd.sh start|stop DIR" >&2; exit 2 ;;
 esac

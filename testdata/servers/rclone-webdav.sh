@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# rclone-webdav.sh start DIR | stop DIR: a second WebDAV server implementation, rclone's (Go, its
+# own WebDAV code), over HTTPS on a free loopback port with the certificate of mkcert.sh DIR/tls
+# and basic auth for user "archive" (a fresh random password). The collection /my%20archives/ is
+# the folder DIR/www/my archives. Writes DIR/env (KEY=VALUE): PORT USER PASSWORD_FILE CA_FILE
+# DEST URL PID.
+set -euo pipefail
+umask 022
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+start() {
+  local dir=$1 port pw i
+  mkdir -p -- "$dir/www/my archives"
+  dir=$(cd -- "$dir" && pwd)
+  pw=$(openssl rand -hex 12)
+  (umask 077 && printf '%s\n' "$pw" >"$dir/password")
+  "$here/mkcert.sh" "$dir/tls"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # The password reaches rclone through its environment, not its command line.
+  RCLONE_PASS=$pw rclone serve webdav "$dir/www" --config /dev/null --addr "127.0.0.1:$port" \
+    --cert "$dir/tls/server.pem" --key "$dir/tls/server.key" --user archive >"$dir/rclone.log" 2>&1 &
+  echo $! >"$dir/rclone.pid"
+  for ((i = 0; i < 50; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  cat >"$dir/env" <<ENV
+PORT=$port
+USER=archive
+PASSWORD_FILE=$dir/password
+CA_FILE=$dir/tls/ca.pem
+DEST=$dir/www/my archives
+URL=https://127.0.0.1:$port/my%20archives/
+PID=$(cat "$dir/rclone.pid")
+ENV
+}
+
+stop() {
+  local pid
+  pid=$(cat -- "$1/rclone.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+}
+
+case ${1:-} in
+  start | stop) "$1" "${2:?usage: rclone-webdav.sh start|stop DIR}" ;;
+  *) echo "usage: rclone-webdav.sh start|stop DIR" >&2; exit 2 ;;
+esac
