@@ -43,7 +43,7 @@ const (
 	integer                // a whole number in lo..hi
 	seconds                // a whole number of seconds in lo..hi
 	size                   // a byte count with K, M, G or T
-	port                   // 1..65535; empty: defaultPorts
+	port                   // 1..65535; empty: the protocol's or the transport's
 	yesOrNo                // yes or no
 	choice                 // one of choices
 	nameFormat             // an archive name pattern (names.go)
@@ -145,7 +145,7 @@ func loadConf(path string) (*Conf, error) {
 		}
 	}
 	if c.Port == 0 {
-		c.Port = defaultPorts[c.Protocol]
+		c.Port = protocolOf(c.Protocol).port
 	}
 	if c.MaxSize > 0 && c.MinSize > c.MaxSize {
 		v.add("source", "min_size", "is larger than max_size")
@@ -183,6 +183,26 @@ func setField(c *Conf, name string, val any) {
 		f = f.FieldByName(part)
 	}
 	f.Set(reflect.ValueOf(val))
+}
+
+// fieldText is a Conf field as a step reads it: seconds, yes or no, a number ("" for 0).
+func fieldText(c *Conf, name string) string {
+	f := reflect.ValueOf(c).Elem()
+	for _, part := range strings.Split(name, ".") {
+		f = f.FieldByName(part)
+	}
+	switch v := f.Interface().(type) {
+	case time.Duration:
+		return secs(v)
+	case bool:
+		return yesNo(v)
+	case int:
+		if v == 0 {
+			return ""
+		}
+		return strconv.Itoa(v)
+	}
+	return f.String()
 }
 
 // keyLines maps "section.key" to its line number, so errors can point at the line to fix, and
@@ -406,7 +426,7 @@ func (v *validator) mailRules(m *mailConf) {
 		v.add("mail", "smtp_host", "is required when transport is smtp or smtps")
 	}
 	if m.Port == 0 {
-		m.Port = defaultPorts[m.Transport]
+		m.Port = mailPorts[m.Transport]
 	}
 	if m.User != "" {
 		if m.PasswordFile == "" {

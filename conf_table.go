@@ -77,10 +77,47 @@ var confKeys = []confKey{
 	{s: "monitor", k: "timeout", def: "10", kind: seconds, lo: 1, hi: week, field: "PingTimeout"},
 }
 
-var protocols = []string{"sftp", "ftps", "webdav", "smb", "nfs"}
+// destProtocols is all that Go knows of each destination protocol, one row each; its keys are the
+// rows of confKeys whose protos name it, and its script is steps/dest-NAME.sh (the contract: the
+// technical memo, section 4.9). Adding a protocol is that script, a row here and its keys.
+var destProtocols = []destProtocol{
+	{name: "sftp", port: 22, tools: []string{"ssh", "sftp"}, shown: "sftp://{user}@{host}:{port}{path}"},
+	{name: "ftps", port: 21, tools: []string{"curl"}, shown: "ftps://{user}@{host}:{port}{path}", keys: map[int]string{21: "ca_file"}},
+	{name: "webdav", tools: []string{"curl"}, shown: "{url}",
+		keys: map[int]string{1: "url", 20: "url", 21: "ca_file", 23: "url", 24: "url", 25: "url", 27: "url", 29: "url"}},
+	{name: "smb", port: 445, tools: []string{"smbclient"}, shown: "smb://{user}@{host}:{port}/{share}/{folder}", keys: map[int]string{23: "share"}},
+	{name: "nfs", tools: []string{"mountpoint", "timeout"}, shown: "nfs:{folder}"},
+}
 
-// defaultPorts fill an empty port: by protocol, and for [mail] by transport.
-var defaultPorts = map[string]int{"sftp": 22, "ftps": 21, "smb": 445, "smtp": 587, "smtps": 465}
+// destProtocol: its default port; the tools its script needs (archive check lists them); how the
+// log shows where it is; and the [destination] key a cause of its script points at, where that
+// is not destCauses' own.
+type destProtocol struct {
+	name  string
+	port  int
+	tools []string
+	shown string
+	keys  map[int]string
+}
+
+var protocols = func() (names []string) {
+	for _, p := range destProtocols {
+		names = append(names, p.name)
+	}
+	return names
+}()
+
+func protocolOf(name string) destProtocol {
+	for _, p := range destProtocols {
+		if p.name == name {
+			return p
+		}
+	}
+	return destProtocol{}
+}
+
+// mailPorts fill an empty [mail] smtp_port, by transport.
+var mailPorts = map[string]int{"smtp": 587, "smtps": 465}
 
 const week = 7 * 24 * 3600
 

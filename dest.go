@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,38 +22,27 @@ func (j *job) dest() dest { return dest{j.conf} }
 
 func (d dest) script() string { return "dest-" + d.conf.Protocol + ".sh" }
 
-// env is what the protocol script needs: only paths to secret files, never a secret.
+// env is what the protocol script needs: every [destination] key of its protocol, as
+// ARCHIVE_DEST_KEY; only paths to secret files, never a secret.
 func (d dest) env() []string {
-	c := d.conf
-	env := []string{"ARCHIVE_DEST_PATH=" + c.DestPath, "ARCHIVE_DEST_TIMEOUT=" + secs(c.DestTimeout)}
-	if c.Port != 0 {
-		env = append(env, "ARCHIVE_DEST_PORT="+strconv.Itoa(c.Port))
-	}
-	if c.Protocol == "nfs" {
-		env = append(env, "ARCHIVE_DEST_REQUIRE_MOUNT="+yesNo(c.RequireMount))
-	}
-	for k, v := range map[string]string{"HOST": c.Host, "USER": c.User, "IDENTITY_FILE": c.IdentityFile,
-		"KNOWN_HOSTS": c.KnownHosts, "PASSWORD_FILE": c.PasswordFile, "URL": c.DestURL, "SHARE": c.Share,
-		"DOMAIN": c.Domain, "SMB_PROTOCOL": c.SMBProtocol, "CA_FILE": c.DestCA, "VERIFY": c.Verify} {
-		if v != "" {
-			env = append(env, "ARCHIVE_DEST_"+k+"="+v)
+	var env []string
+	for _, ck := range confKeys {
+		// transfer_timeout is archive's own limit on a step; the script's own is timeout.
+		if ck.s != "destination" || ck.k == "protocol" || ck.k == "transfer_timeout" || !ck.appliesTo(d.conf.Protocol) {
+			continue
+		}
+		if v := fieldText(d.conf, ck.field); v != "" {
+			env = append(env, "ARCHIVE_DEST_"+strings.ToUpper(ck.k)+"="+v)
 		}
 	}
 	return env
 }
 
-// where names the destination for the log.
+// where names the destination for the log, as its protocol's row shows it.
 func (d dest) where() string {
 	c := d.conf
-	switch c.Protocol {
-	case "webdav":
-		return c.DestURL
-	case "nfs":
-		return "nfs:" + c.DestPath
-	case "smb":
-		return fmt.Sprintf("smb://%s@%s:%d/%s/%s", c.User, c.Host, c.Port, c.Share, strings.Trim(c.DestPath, "./"))
-	}
-	return fmt.Sprintf("%s://%s@%s:%d%s", c.Protocol, c.User, c.Host, c.Port, shownPath(c.DestPath))
+	return strings.NewReplacer("{user}", c.User, "{host}", c.Host, "{port}", strconv.Itoa(c.Port), "{path}", shownPath(c.DestPath),
+		"{folder}", strings.Trim(c.DestPath, "./"), "{share}", c.Share, "{url}", c.DestURL).Replace(protocolOf(c.Protocol).shown)
 }
 
 // shownPath tells an absolute folder from one in the login folder: /srv/x, /~/x.
@@ -87,18 +75,11 @@ func (d dest) verb(check string, timeout time.Duration, key string, args []strin
 // causes is destCauses with the conf keys of this protocol: a TLS server is trusted through
 // ca_file, not known_hosts; a WebDAV server is found through url; an SMB folder lives in a share.
 func (d dest) causes() map[int]cause {
-	keys := map[string]map[int]string{
-		"ftps":   {21: "[destination] ca_file"},
-		"webdav": {1: "[destination] url", 20: "[destination] url", 21: "[destination] ca_file", 23: "[destination] url", 24: "[destination] url", 25: "[destination] url", 27: "[destination] url", 29: "[destination] url"},
-		"smb":    {23: "[destination] share"},
-	}[d.conf.Protocol]
-	if len(keys) == 0 {
-		return destCauses
-	}
+	keys := protocolOf(d.conf.Protocol).keys
 	out := make(map[int]cause, len(destCauses))
 	for code, c := range destCauses {
 		if k, ok := keys[code]; ok {
-			c.key = k
+			c.key = "[destination] " + k
 		}
 		out[code] = c
 	}

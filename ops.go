@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -227,7 +228,11 @@ func toolsNeeded(c *Conf) []string {
 	if c.Compressor == "pigz" {
 		tools = append(tools, "pigz")
 	}
-	tools = append(tools, map[string][]string{"sftp": {"ssh", "sftp"}, "smb": {"smbclient"}, "nfs": {"mountpoint"}}[c.Protocol]...)
+	for _, t := range protocolOf(c.Protocol).tools {
+		if !slices.Contains(tools, t) {
+			tools = append(tools, t)
+		}
+	}
 	if c.Mail.Send != "never" {
 		tools = append(tools, "mutt")
 	}

@@ -7,7 +7,7 @@
 # Usage: flow.sh STEPS_DIR WORK_DIR STATE_FILE NAME
 # Inputs (environment): ARCHIVE_URL, ARCHIVE_CA_FILE, ARCHIVE_EXPECTED_FILE and ARCHIVE_DEST_* as
 #   the steps take them, and:
-#   FLOW_COMPRESSOR   pack.sh's ARCHIVE_COMPRESSOR (default auto)
+#   FLOW_COMPRESSOR   pack.sh's ARCHIVE_COMPRESSOR (default reuse)
 #   FLOW_CONDITIONAL  yes: send the ETag and Last-Modified of the last archived zip (default no)
 #   FLOW_HASH_ONLY    yes: with reuse, check and hash the dump without writing it (unpack.sh ZIP -)
 # Exit codes: 0 archived, 3 unchanged (nothing packed or uploaded), else the failing step's code.
@@ -18,7 +18,7 @@ fact() { sed -n "s/^$1=//p" <<<"$2"; }
 
 main() {
   [[ $# == 4 ]] || { echo "usage: flow.sh STEPS_DIR WORK_DIR STATE_FILE NAME" >&2; exit 2; }
-  local s=$1 state=$3 name=$4 compressor=${FLOW_COMPRESSOR:-auto}
+  local s=$1 state=$3 name=$4 compressor=${FLOW_COMPRESSOR:-reuse}
   work=$(mktemp -d "$2/run-XXXXXX")
   trap 'rm -rf -- "$work"' EXIT
   export TMPDIR=$work # as archive gives its steps

@@ -49,6 +49,7 @@ setup() {
   say "building archive, httpsd, gendump, measure"
   (cd -- "$repo" && go build -o "$bench/bin/" ./testdata/httpsd ./testdata/bench/gendump ./testdata/bench/measure)
   archive=${BENCH_ARCHIVE:-$bench/bin/archive}
+  export ARCHIVE_BIN=$archive # flow.sh runs the steps by hand: unpack.sh and pack.sh run it
   [[ -n ${BENCH_ARCHIVE:-} ]] || (cd -- "$repo" && go build -o "$archive" .)
   # The proposed steps: today's steps with the patches of proposed/ applied, when they still apply.
   rm -rf -- "$bench/steps-proposed"
