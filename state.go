@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,6 +34,17 @@ type state struct {
 	ETag, LastModified string
 }
 
+// fields are the state file's keys, in the order they are written, and what each holds.
+func (s *state) fields() []stateField {
+	return []stateField{{"sha256", &s.SHA256}, {"date", &s.Date}, {"name", &s.Name}, {"archive_sha256", &s.ArchiveSHA256},
+		{"changed", &s.Changed}, {"etag", &s.ETag}, {"last_modified", &s.LastModified}}
+}
+
+type stateField struct {
+	key string
+	val *string
+}
+
 var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // readState returns the zero state on a first run (no file). A file that exists but cannot be
@@ -53,24 +63,12 @@ func readState(dir string) (state, error) {
 		return state{}, fmt.Errorf("cannot read state file %q: %v", path, plainErr(err))
 	}
 	var s state
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		switch k {
-		case "sha256":
-			s.SHA256 = v
-		case "date":
-			s.Date = v
-		case "name":
-			s.Name = v
-		case "archive_sha256":
-			s.ArchiveSHA256 = v
-		case "changed":
-			s.Changed = v
-		case "etag":
-			s.ETag = v
-		case "last_modified":
-			s.LastModified = v
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		for _, f := range s.fields() {
+			if f.key == k {
+				*f.val = v
+			}
 		}
 	}
 	if !hexSum.MatchString(s.SHA256) {
@@ -84,8 +82,12 @@ func readState(dir string) (state, error) {
 
 // writeState replaces the state file atomically.
 func writeState(dir string, s state) error {
-	body := fmt.Sprintf("# written by archive after a verified transfer; delete to archive the next dump as new\nsha256=%s\ndate=%s\nname=%s\narchive_sha256=%s\nchanged=%s\netag=%s\nlast_modified=%s\n",
-		s.SHA256, s.Date, s.Name, s.ArchiveSHA256, s.Changed, s.ETag, s.LastModified)
+	var b strings.Builder
+	b.WriteString("# written by archive after a verified transfer; delete to archive the next dump as new\n")
+	for _, f := range s.fields() {
+		b.WriteString(f.key + "=" + *f.val + "\n")
+	}
+	body := b.String()
 	if err := writeFileAtomic(dir, stateFile, []byte(body)); err != nil {
 		return err
 	}
