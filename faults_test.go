@@ -85,6 +85,9 @@ type faultMatrix struct {
 	mp      *mailpit
 	mu      sync.Mutex
 	secrets map[string]string // secret -> where it comes from
+	// inEnv: a secret that may stand in that variable of a process's environment (private to its
+	// user, as the ping URL's), never on a command line.
+	inEnv   map[string]string
 	samples *procSampler
 }
 
@@ -98,7 +101,7 @@ func TestFaultMatrixReportsEveryFailureWithItsCauseAndLosesOrLeaksNothing(t *tes
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	m := &faultMatrix{secrets: map[string]string{}}
+	m := &faultMatrix{secrets: map[string]string{}, inEnv: map[string]string{}}
 	m.mp = newMailpit(t, dir, "starttls")
 	m.secretFile(m.mp.env["SMTP_PASSWORD_FILE"], "the SMTP password")
 	if os.Geteuid() == 0 {
@@ -126,6 +129,9 @@ func TestFaultMatrixReportsEveryFailureWithItsCauseAndLosesOrLeaksNothing(t *tes
 	caught := false
 	for line := range seen.lines {
 		for s, what := range m.secrets {
+			if v, ok := m.inEnv[s]; ok && strings.HasPrefix(line, v+"=") {
+				continue
+			}
 			if strings.Contains(line, s) {
 				if s == control {
 					caught = true
@@ -1020,6 +1026,7 @@ func faults() []fault {
 	}
 	return []fault{
 		// Source.
+		tokenInTheURL(false), tokenInTheURL(true),
 		{name: "a source refusing HEAD (403, like a presigned link) passes url and download: HEAD is never sent", changes: true,
 			setup: func(f *fenv) {
 				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
@@ -1907,4 +1914,33 @@ func appendFile(t *testing.T, path, text string) {
 	}
 	fh.WriteString(text)
 	fh.Close()
+}
+
+// A token in the source URL's query never shows: not on a command line (ps), not in the log,
+// last-run.json or the mail, on a success and on a failure.
+func tokenInTheURL(fail bool) fault {
+	name, exit, check, cause := "a token in the source URL's query is on no command line and masked in log, state and mail (success)", exitOK, "", ""
+	if fail {
+		name, exit, check, cause = "a token in the source URL's query is masked in a failure's cause, detail and rerun", exitURL, "url", `the source answered HTTP 404`
+	}
+	return fault{name: name, changes: !fail, exit: exit, check: check, cause: cause,
+		setup: func(f *fenv) {
+			token := fmt.Sprintf("tok%dSECRET", time.Now().UnixNano())
+			f.m.mu.Lock()
+			f.m.secrets[token] = "the source URL's token"
+			f.m.inEnv[token] = "ARCHIVE_URL"
+			f.m.mu.Unlock()
+			f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+				if fail || r.URL.Query().Get("token") != token {
+					http.NotFound(w, r)
+					return true
+				}
+				return false
+			})
+			f.conf["source"]["url"] += "?token=" + token
+			if !fail {
+				f.mailConf("always")
+			}
+		},
+		lines: []string{map[bool]string{false: `OK check=url .*url="?https://\S+\?token=\*\*\*`, true: `rerun=".*ARCHIVE_URL='https://\S+\?token=\*\*\*'`}[fail]}}
 }

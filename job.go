@@ -32,6 +32,7 @@ func startJob(conf *Conf, confPath string, now time.Time, dryRun bool) *job {
 	j := &job{conf: conf, log: openLog(conf), now: now, dryRun: dryRun}
 	if conf != nil {
 		confPath = conf.Path
+		j.log.secrets = querySecrets(conf.URL)
 	}
 	j.res = &result{RunID: j.log.runID, Version: version, Conf: confPath, Date: now.Format("2006-01-02"), Started: time.Now()}
 	j.log.write("START", "", []fact{kv("version", version), kv("conf", confPath), kv("date", j.res.Date), kv("dry_run", dryRunFact(dryRun))})
@@ -137,7 +138,11 @@ func (j *job) finish(f *failure) int {
 func (j *job) line(status, check string, facts []fact) {
 	j.log.write(status, check, facts)
 	if status != "INFO" && j.res != nil {
-		j.res.add(status, check, facts)
+		masked := make([]fact, len(facts))
+		for i, f := range facts {
+			masked[i] = fact{f.k, j.log.mask(f.v)}
+		}
+		j.res.add(status, check, masked)
 	}
 }
 
@@ -150,7 +155,7 @@ func (j *job) info(check string, facts ...fact)    { j.line("INFO", check, facts
 func (j *job) warning(check, cause string, facts ...fact) {
 	j.line("WARNING", check, append([]fact{kv("cause", cause)}, facts...))
 	if j.res.Warning == nil {
-		j.res.Warning = &problem{Check: check, Cause: cause}
+		j.res.Warning = &problem{Check: check, Cause: j.log.mask(cause)}
 	}
 }
 
@@ -171,7 +176,8 @@ func (j *job) do(ctx context.Context, s step, exit int) (stepResult, *failure) {
 
 // fail logs a failed check and the checks it prevented.
 func (j *job) fail(f *failure) {
-	j.res.Failure = &problem{Check: f.check, Cause: f.cause, Detail: f.detail, Key: f.key, Hint: f.hint, Rerun: f.rerun}
+	m := j.log.mask
+	j.res.Failure = &problem{Check: f.check, Cause: m(f.cause), Detail: m(f.detail), Key: f.key, Hint: m(f.hint), Rerun: m(f.rerun)}
 	if f.logged {
 		return
 	}

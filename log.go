@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,34 @@ type logger struct {
 	file   *os.File
 	broken string   // why the log file could not be opened: the run must not go on unrecorded
 	lines  []string // this run's lines, for the mail's attachment; never read back
+	// secrets are shown as *** wherever they would appear: the values in the source URL's query
+	// (a token of a presigned or private link).
+	secrets []string
+}
+
+// mask hides the secrets in s.
+func (l *logger) mask(s string) string {
+	for _, secret := range l.secrets {
+		s = strings.ReplaceAll(s, secret, "***")
+	}
+	return s
+}
+
+// querySecrets are the values of a URL's query worth hiding (four characters or more).
+func querySecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, vals := range u.Query() {
+		for _, v := range vals {
+			if len(v) >= 4 {
+				out = append(out, v, url.QueryEscape(v))
+			}
+		}
+	}
+	return out
 }
 
 // openLog appends to [log] file; until the conf is read, and when the file cannot be opened, the
@@ -69,7 +98,7 @@ func (l *logger) write(status, check string, facts []fact) {
 		if f.v == "" {
 			continue
 		}
-		b.WriteString(" " + f.k + "=" + quoteValue(f.v))
+		b.WriteString(" " + f.k + "=" + quoteValue(l.mask(f.v)))
 	}
 	line := b.String()
 	l.lines = append(l.lines, line)

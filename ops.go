@@ -290,7 +290,7 @@ func list(path string, now time.Time) int {
 		if base, ok := strings.CutSuffix(name, sidecarExt); ok && listed[base] {
 			continue
 		}
-		fmt.Printf("%-24s %-10s %10s %6s  ignored: not a name that name_format %q makes\n", name, "-", "", "-", conf.NameFormat)
+		fmt.Printf("%-24s %-10s %10s %6s  ignored: not a name that name_format %q makes\n", shown(name), "-", "", "-", conf.NameFormat)
 	}
 	return exitOK
 }

@@ -6,7 +6,8 @@
 #                                like get
 #        fetch.sh get OUT.zip    download to OUT.zip (written as OUT.zip.part, renamed when whole)
 # Inputs (environment):
-#   ARCHIVE_URL          required, https:// only (redirects are followed to https:// only)
+#   ARCHIVE_URL          required, https:// only (redirects are followed to https:// only); it
+#                        reaches curl on its standard input, never on its command line
 #   ARCHIVE_CA_FILE      PEM bundle to trust for this server instead of the system's (optional)
 #   ARCHIVE_TIMEOUT      seconds for one attempt (default 600)
 #   ARCHIVE_RETRIES      further attempts after a transient failure (default 2)
@@ -71,6 +72,10 @@ main() {
   [[ -n ${ARCHIVE_IF_NONE_MATCH:-} ]] && cond+=(--header "If-None-Match: $ARCHIVE_IF_NONE_MATCH")
   [[ -n ${ARCHIVE_IF_MODIFIED_SINCE:-} ]] && cond+=(--header "If-Modified-Since: $ARCHIVE_IF_MODIFIED_SINCE")
 
+  # The URL reaches curl on its standard input, as a config line: a token in its query is never on
+  # a command line (ps). Inside the double quotes, \ and " are escaped.
+  url=${ARCHIVE_URL//\\/\\\\}
+  url="url = \"${url//\"/\\\"}\""
   # curl's own words, its "curl: (N) ..." line only: its advice after it would push the cause out
   # of the three lines the log keeps. A global: the EXIT trap runs after main has returned.
   err=$(mktemp)
@@ -83,10 +88,10 @@ main() {
     if [[ $verb == probe ]]; then
       # One byte; a server that ignores the range answers 200 with the whole file: the reader
       # stops after one byte, and curl with it (code 23): the URL answered all the same.
-      out=$(curl "${opts[@]}" --range 0-0 --output >(head -c 1 >/dev/null) -- "$ARCHIVE_URL" 2>"$err") || rc=$?
+      out=$(curl "${opts[@]}" --range 0-0 --output >(head -c 1 >/dev/null) -K - <<<"$url" 2>"$err") || rc=$?
       [[ $rc == 23 && $out =~ status=2 ]] && rc=0
     else
-      out=$(curl "${opts[@]}" "${cond[@]}" --output "$2.part" -- "$ARCHIVE_URL" 2>"$err") || rc=$?
+      out=$(curl "${opts[@]}" "${cond[@]}" --output "$2.part" -K - <<<"$url" 2>"$err") || rc=$?
     fi
     status=$(sed -n 's/^status=//p' <<<"${out:-}")
     if [[ $verb == get && $rc == 0 && $status == 2?? ]] &&
