@@ -20,14 +20,15 @@ type destServer struct {
 }
 
 // protocolServers: a test server by protocol, and more than one implementation or setup of some
-// (webdav-rclone: rclone's WebDAV server; smb-strict: signing mandatory, SMB3 only, a share name
-// with a space).
+// (ftps-pure: Pure-FTPd refusing to write names that start with a dot; webdav-rclone: rclone's
+// WebDAV server; smb-strict: signing mandatory, SMB3 only, a share name with a space).
 var protocolServers = map[string]struct {
 	protocol, script string
 	args             []string
 	tools            []string
 }{
 	"ftps":          {"ftps", "vsftpd.sh", nil, []string{"vsftpd", "curl"}},
+	"ftps-pure":     {"ftps", "pureftpd.sh", nil, []string{"curl"}},
 	"webdav":        {"webdav", "webdav.sh", nil, []string{"nginx", "curl"}},
 	"webdav-rclone": {"webdav", "rclone-webdav.sh", nil, []string{"rclone", "curl"}},
 	"smb":           {"smb", "smbd.sh", nil, []string{"smbd", "smbclient"}},
@@ -108,11 +109,12 @@ func (d destServer) plant(t *testing.T, names ...string) {
 }
 
 // allProtocols are the protocols, each with the server implementations and setups tested.
-var allProtocols = []string{"sftp", "sftp-chroot", "sftp-rclone", "ftps", "webdav", "webdav-rclone", "smb", "smb-strict", "nfs"}
+var allProtocols = []string{"sftp", "sftp-chroot", "sftp-rclone", "ftps", "ftps-pure", "webdav", "webdav-rclone", "smb", "smb-strict", "nfs"}
 
 func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
 	for _, proto := range allProtocols {
 		t.Run(proto, func(t *testing.T) {
+			t.Parallel() // each with its own servers and folders
 			e := newEnv(t)
 			d := startDest(t, e, proto)
 			e.conf["destination"] = d.conf
@@ -180,15 +182,17 @@ func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
 	cases := map[string][]scenario{
 		"sftp-chroot": {{"a key the server does not know", otherKey, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"sftp-rclone": {{"a key the server does not know", otherKey, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
+		"ftps-pure":   {{"wrong password", wrongPassword, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"ftps":        {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"folder missing", missing, exitConnection, gone}},
 		"webdav":      {{"wrong password", wrongPassword, exitConnection, login}, {"untrusted CA", otherCA, exitConnection, trust}, {"collection missing", missing, exitConnection, `FAILED check=connection cause=`}},
 		"smb":         {{"wrong password", wrongPassword, exitConnection, login}, {"folder missing", missing, exitConnection, gone}},
 		"nfs": {{"folder missing", missing, exitConnection, gone}, {"not a mount point", func(e *env, d destServer) { e.conf["destination"]["require_mount"] = "yes" },
 			exitConnection, `FAILED check=connection cause="the NFS folder is not a mount point`}},
 	}
-	for _, proto := range []string{"sftp-chroot", "sftp-rclone", "ftps", "webdav", "smb", "nfs"} {
+	for _, proto := range []string{"sftp-chroot", "sftp-rclone", "ftps", "ftps-pure", "webdav", "smb", "nfs"} {
 		for _, sc := range cases[proto] {
 			t.Run(proto+"/"+sc.name, func(t *testing.T) {
+				t.Parallel()
 				e := newEnv(t)
 				d := startDest(t, e, proto)
 				e.conf["destination"] = d.conf
@@ -215,6 +219,7 @@ func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
 func TestEveryProtocolChecksListsAndDryRunsWithoutChangingTheServer(t *testing.T) {
 	for _, proto := range allProtocols {
 		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			d := startDest(t, e, proto)
 			e.conf["destination"] = d.conf
@@ -253,6 +258,7 @@ func TestADeletionTheServerRefusesIsAWarningWithItsWords(t *testing.T) {
 	}
 	for _, proto := range []string{"smb", "smb-strict", "sftp-chroot"} {
 		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			d := startDest(t, e, proto)
 			e.conf["destination"] = d.conf

@@ -3,7 +3,8 @@
 #
 # Usage: deps.sh demo | test
 # As root, installs the Debian packages that are missing (apt-get update, then apt-get install -y)
-# and, for the tests, mailpit (go install). As another user, prints in one line the command that
+# and, for the tests, mailpit (go install) and Pure-FTPd unpacked in /var/cache/archive-test
+# (its package conflicts with vsftpd's: apt-get download, dpkg-deb -x; testdata/servers/pureftpd.sh). As another user, prints in one line the command that
 # installs what is missing, and goes on: the tests that need a missing server then skip, except
 # under CI=true, where they fail.
 # Exit codes: 0 all there (or told what is missing), 1 the install failed, 2 usage.
@@ -25,22 +26,35 @@ for p in "${want[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 gobin=$(go env GOPATH 2>/dev/null)/bin
-need_mailpit=no
+need_mailpit=no need_pure=no
+pure=/var/cache/archive-test/pure-ftpd
 [[ $1 == test ]] && ! command -v mailpit >/dev/null && [[ ! -x $gobin/mailpit ]] && need_mailpit=yes
+[[ $1 == test ]] && ! command -v pure-ftpd >/dev/null && [[ ! -x $pure/usr/sbin/pure-ftpd ]] && need_pure=yes
 
-((${#missing[@]})) || [[ $need_mailpit == yes ]] || exit 0
+((${#missing[@]})) || [[ $need_mailpit == yes || $need_pure == yes ]] || exit 0
 if [[ $(id -u) != 0 ]]; then
   cmd="sudo apt-get install -y ${missing[*]}"
   [[ $need_mailpit == yes ]] && cmd+="${missing[*]:+ && }go install $mailpit_module"
   [[ ${#missing[@]} == 0 ]] && cmd="go install $mailpit_module"
-  echo "deps: missing ${missing[*]}${need_mailpit/yes/ mailpit}; install with: $cmd" >&2
+  [[ $need_pure == yes ]] && cmd+="; and as root: bash testdata/deps.sh test (Pure-FTPd)"
+  echo "deps: missing ${missing[*]}${need_mailpit/yes/ mailpit}${need_pure/yes/ pure-ftpd}; install with: $cmd" >&2
   exit 0
 fi
+export DEBIAN_FRONTEND=noninteractive
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [[ $need_pure == yes ]]; then
+  echo "deps: unpacking pure-ftpd into $pure"
+  ((${#missing[@]})) || apt-get update -qq
+  d=$(mktemp -d)
+  chmod 755 "$d" # apt downloads as its own user
+  (cd "$d" && apt-get download -qq pure-ftpd pure-ftpd-common >/dev/null)
+  mkdir -p "$pure"
+  for deb in "$d"/*.deb; do dpkg-deb -x "$deb" "$pure"; done
+  rm -rf -- "$d"
 fi
 if [[ $need_mailpit == yes ]]; then
   echo "deps: installing mailpit ($mailpit_module)"
