@@ -416,7 +416,8 @@ func (v *validator) mailRules(m *mailConf) {
 	if m.Send == "never" {
 		return
 	}
-	if m.To == "" {
+	// Required, unless a value was given and already refused.
+	if m.To == "" && strings.TrimSpace(v.f.Section("mail").Key("to").String()) == "" {
 		v.add("mail", "to", "is required when send is not never")
 	}
 	if m.Transport == "mta" {
