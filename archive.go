@@ -115,7 +115,7 @@ var commands = map[string]command{
 			name = o.words[0]
 		}
 		if (name == "") == !o.latest {
-			return usageError("restore wants an archive NAME or --latest, not both", "archive list shows the names")
+			return usageError("restore wants an archive NAME or --latest: one of them", "archive list shows the names")
 		}
 		return restore(o.conf, o.now, name, o.to)
 	}},
