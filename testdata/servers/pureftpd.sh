@@ -11,6 +11,8 @@
 # Writes DIR/env (KEY=VALUE): PORT USER PASSWORD_FILE CA_FILE DEST FOLDER PID.
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 unpacked=/var/cache/archive-test/pure-ftpd
 
@@ -29,15 +31,12 @@ start() {
   (umask 077 && printf '%s\n' "$pw" >"$dir/password")
   printf '%s\n%s\n' "$pw" "$pw" | "$(dirname -- "$bin")/../bin/pure-pw" useradd archive -u "$user" -d "$dir/ftp" \
     -f "$dir/pureftpd.passwd" -m -F "$dir/pureftpd.pdb" >/dev/null
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$bin" --bind "127.0.0.1,$port" --login "puredb:$dir/pureftpd.pdb" --noanonymous --tls 2 \
     --certfile "$dir/tls/both.pem" --passiveportrange "$((port + 1)):$((port + 40))" --prohibitdotfileswrite --dontresolve \
     >"$dir/pureftpd.log" 2>&1 &
   echo $! >"$dir/pureftpd.pid"
-  for ((i = 0; i < 50; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   cat >"$dir/env" <<ENV
 PORT=$port
 USER=archive

@@ -4,6 +4,8 @@
 # Writes DIR/env (KEY=VALUE): PORT USER IDENTITY_FILE KNOWN_HOSTS DEST SERVER_PATH PID.
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 start() {
   local dir=$1 port i
@@ -13,15 +15,12 @@ start() {
   ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/id_ed25519"
   cp -- "$dir/id_ed25519.pub" "$dir/authorized_keys"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$dir/host_key.pub")" >"$dir/known_hosts"
   rclone serve sftp "$dir/archives" --config /dev/null --addr "127.0.0.1:$port" --key "$dir/host_key" \
     --authorized-keys "$dir/authorized_keys" --user archive >"$dir/rclone.log" 2>&1 &
   echo $! >"$dir/rclone.pid"
-  for ((i = 0; i < 50; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   cat >"$dir/env" <<ENV
 PORT=$port
 USER=archive

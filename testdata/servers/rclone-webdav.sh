@@ -6,6 +6,8 @@
 # DEST URL PID.
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 start() {
@@ -15,15 +17,12 @@ start() {
   pw=$(openssl rand -hex 12)
   (umask 077 && printf '%s\n' "$pw" >"$dir/password")
   "$here/mkcert.sh" "$dir/tls"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   # The password reaches rclone through its environment, not its command line.
   RCLONE_PASS=$pw rclone serve webdav "$dir/www" --config /dev/null --addr "127.0.0.1:$port" \
     --cert "$dir/tls/server.pem" --key "$dir/tls/server.key" --user archive >"$dir/rclone.log" 2>&1 &
   echo $! >"$dir/rclone.pid"
-  for ((i = 0; i < 50; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   cat >"$dir/env" <<ENV
 PORT=$port
 USER=archive

@@ -9,10 +9,9 @@
 # (FOLDER: the ARCHIVE_DEST_PATH to use inside the share).
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 start() {
   local dir=$1 mode=${2:-plain} user=archivesmb port pw d share=archives minproto=SMB2_10 signing=auto
@@ -65,11 +64,7 @@ CFG
   # Its own session (setsid): stop ends the listener and every per-connection smbd at once.
   setsid smbd --foreground --no-process-group -s "$dir/smb.conf" </dev/null >>"$dir/smbd.out" 2>&1 &
   echo "$!" >"$dir/smbd.pid"
-  local i
-  for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port" 100
   cat >"$dir/env" <<ENV
 PORT=$port
 USER=$user

@@ -10,10 +10,9 @@
 # archive folder is /archives inside the chroot.
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 start() {
   local dir=$1 mode=${2:-shell} user chroot="" dest path

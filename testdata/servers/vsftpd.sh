@@ -10,6 +10,8 @@
 # Needs root (vsftpd checks passwords through PAM, service "vsftpd" of the Debian package).
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # free_ports N: the first of N consecutive loopback ports that nobody listens on.
@@ -80,11 +82,7 @@ CFG
   # Its own session (setsid), so that stop can end the listener with anything it started.
   setsid /usr/sbin/vsftpd "$dir/vsftpd.conf" </dev/null >>"$dir/vsftpd.out" 2>&1 &
   echo "$!" >"$dir/vsftpd.pid"
-  local i
-  for ((i = 0; i < 50; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   cat >"$dir/env" <<ENV
 PORT=$port
 USER=$user

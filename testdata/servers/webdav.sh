@@ -6,11 +6,10 @@
 # Needs nginx and libnginx-mod-http-dav-ext; as root the workers run as www-data.
 set -euo pipefail
 umask 022
+# shellcheck source=testdata/servers/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 start() {
   local dir=$1 port pw worker=
@@ -62,11 +61,7 @@ CFG
   # Its own session (setsid): stop ends the master and its workers together.
   setsid nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" </dev/null >>"$dir/nginx.out" 2>&1 &
   echo "$!" >"$dir/master.pid"
-  local i
-  for ((i = 0; i < 50; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   cat >"$dir/env" <<ENV
 PORT=$port
 USER=archive
