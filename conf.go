@@ -176,21 +176,21 @@ func confErrors(err error) []string {
 	return out
 }
 
-// setField puts a checked value into the Conf field a row names ("Mail.To" for a nested one).
-func setField(c *Conf, name string, val any) {
+// setField puts a checked value into the Conf field a row names.
+func setField(c *Conf, name string, val any) { confField(c, name).Set(reflect.ValueOf(val)) }
+
+// confField is the Conf field a row names ("Mail.To" for a nested one).
+func confField(c *Conf, name string) reflect.Value {
 	f := reflect.ValueOf(c).Elem()
 	for _, part := range strings.Split(name, ".") {
 		f = f.FieldByName(part)
 	}
-	f.Set(reflect.ValueOf(val))
+	return f
 }
 
 // fieldText is a Conf field as a step reads it: seconds, yes or no, a number ("" for 0).
 func fieldText(c *Conf, name string) string {
-	f := reflect.ValueOf(c).Elem()
-	for _, part := range strings.Split(name, ".") {
-		f = f.FieldByName(part)
-	}
+	f := confField(c, name)
 	switch v := f.Interface().(type) {
 	case time.Duration:
 		return secs(v)

@@ -16,3 +16,10 @@ wait_port() {
   done
   return 0
 }
+
+# stop_pid FILE: stop the server whose pid FILE holds (nothing when there is none).
+stop_pid() {
+  local pid
+  pid=$(cat -- "$1" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+}

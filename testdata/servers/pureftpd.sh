@@ -48,11 +48,7 @@ PID=$(cat "$dir/pureftpd.pid")
 ENV
 }
 
-stop() {
-  local pid
-  pid=$(cat -- "$1/pureftpd.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-}
+stop() { stop_pid "$1/pureftpd.pid"; }
 
 case ${1:-} in
   start | stop) "$1" "${2:?usage: pureftpd.sh start|stop DIR}" ;;

@@ -34,11 +34,7 @@ PID=$(cat "$dir/rclone.pid")
 ENV
 }
 
-stop() {
-  local pid
-  pid=$(cat -- "$1/rclone.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-}
+stop() { stop_pid "$1/rclone.pid"; }
 
 case ${1:-} in
   start | stop) "$1" "${2:?usage: rclone-webdav.sh start|stop DIR}" ;;
