@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,6 +44,11 @@ func checkNameFormat(format string) error {
 			return fmt.Errorf("must hold %%Y, %%m and %%d once each, so that a name gives back its date (got %q)", format)
 		}
 	}
+	// The proof that retention will read its names back; names_test does it over ten years.
+	probe := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	if d, ok := parseArchiveName(format, archiveName(format, probe)); !ok || !d.Equal(probe) {
+		return fmt.Errorf("makes names that do not read back as their date (got %q)", format)
+	}
 	return nil
 }
 
@@ -53,21 +59,45 @@ func archiveName(format string, d time.Time) string {
 }
 
 // parseArchiveName returns the day a name was made for, or false for any name the format did not
-// make: such files are never touched.
+// make: such files are never touched. The format's fields are read by their fixed widths, never by
+// time.Parse, whose layout would take a digit of the format's own text for a field ("-v2": day 2).
 func parseArchiveName(format, name string) (time.Time, bool) {
-	if !strings.HasSuffix(name, archiveExt) {
+	m := nameRegexp(format).FindStringSubmatch(name)
+	if m == nil {
 		return time.Time{}, false
 	}
-	layout := strings.NewReplacer("%Y", "2006", "%m", "01", "%d", "02").Replace(format)
-	base := strings.TrimSuffix(name, archiveExt)
-	d, err := time.Parse(layout, base)
-	// time.Parse takes "2026" for "2006" but also tolerates odd widths in some layouts; the round
-	// trip makes sure the name is exactly what the format writes.
-	if err != nil || archiveName(format, d) != name {
+	fields := map[string]int{}
+	for i, tok := range fieldRE.FindAllString(format, -1) {
+		fields[tok], _ = strconv.Atoi(m[i+1])
+	}
+	d := time.Date(fields["%Y"], time.Month(fields["%m"]), fields["%d"], 0, 0, 0, 0, time.UTC)
+	// 2026-02-30 would come back as 2026-03-02: only a real day makes its own name.
+	if archiveName(format, d) != name {
 		return time.Time{}, false
 	}
 	return d, true
 }
+
+// nameRegexp matches exactly the names format makes: its text as is, four digits for %Y, two for
+// %m and %d.
+func nameRegexp(format string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	i := 0
+	for _, loc := range fieldRE.FindAllStringIndex(format, -1) {
+		b.WriteString(regexp.QuoteMeta(format[i:loc[0]]))
+		if format[loc[0]:loc[1]] == "%Y" {
+			b.WriteString(`([0-9]{4})`)
+		} else {
+			b.WriteString(`([0-9]{2})`)
+		}
+		i = loc[1]
+	}
+	b.WriteString(regexp.QuoteMeta(format[i:]+archiveExt) + "$")
+	return regexp.MustCompile(b.String())
+}
+
+var fieldRE = regexp.MustCompile(`%[Ymd]`)
 
 // remoteFile is one line of a destination's listing.
 type remoteFile struct {

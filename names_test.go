@@ -44,6 +44,29 @@ func TestParseArchiveNameAcceptsOnlyWhatTheFormatMakes(t *testing.T) {
 	}
 }
 
+// Every day of ten years, for formats a technician would write: the name made reads back as its
+// day, and no other day's name is taken for it.
+func TestEveryAcceptedFormatReadsItsNamesBackOverTenYears(t *testing.T) {
+	for _, format := range []string{"%Y%d%m", "%Y%m%d", "%d%m%Y", "%m%d%Y", "dump-%Y-%m-%d", "%Y%m%d-v2", "v2_%d.%m.%Y", "db1%Y%m%d0", "%Y-%d-%m.2"} {
+		if err := checkNameFormat(format); err != nil {
+			t.Errorf("checkNameFormat(%q) = %v", format, err)
+			continue
+		}
+		seen := map[string]bool{}
+		for d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2034; d = d.AddDate(0, 0, 1) {
+			name := archiveName(format, d)
+			got, ok := parseArchiveName(format, name)
+			if !ok || !got.Equal(d) {
+				t.Fatalf("format %q: %s made %q, read back as %v, %v", format, d.Format("2006-01-02"), name, got.Format("2006-01-02"), ok)
+			}
+			if seen[name] {
+				t.Fatalf("format %q: two days make %q", format, name)
+			}
+			seen[name] = true
+		}
+	}
+}
+
 func TestCheckNameFormatRejectsAmbiguousFormats(t *testing.T) {
 	for format, bad := range map[string]bool{
 		"%Y%d%m": false, "%Y%m%d": false, "db_%Y.%m.%d": false,
