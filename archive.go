@@ -36,7 +36,7 @@ const (
 	exitTransfer   = 16
 )
 
-const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run]
+const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [--replace] [--accept-shrink]
        archive [-c FILE] check [--date YYYY-MM-DD] [--mail]
        archive [-c FILE] list [--date YYYY-MM-DD]
        archive [-c FILE] restore (NAME | --latest) [--to DIR]
@@ -46,7 +46,9 @@ const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run]
 run      fetch the dump zip over HTTPS, check it, pack it as a dated .tgz, upload it to the
          archive server, prune old archives, log every check (the default command);
          --dry-run does the downloads and local checks and says what it would upload and
-         delete, changing nothing on the server or in the state
+         delete, changing nothing on the server or in the state; --replace replaces an
+         archive of that day's name holding another dump; --accept-shrink archives a dump
+         that shrank past [source] max_shrink (both refused by default)
 check    touch everything a run touches (conf, tools, work_dir, source, server, retention),
          one OK/FAILED line each; --mail also sends a test mail
 list     the archives on the server, with what the next prune would delete and why
@@ -86,8 +88,11 @@ type options struct {
 	conf, date, to string
 	dryRun, mail   bool
 	latest         bool
-	words          []string
-	now            time.Time
+	// run: the operator's choice to replace an archive holding another dump, or to archive a
+	// dump that shrank past max_shrink; never a conf key, so never the default of a night.
+	replace, acceptShrink bool
+	words                 []string
+	now                   time.Time
 }
 
 func dateFlag(fs *flag.FlagSet, o *options) {
@@ -98,7 +103,9 @@ var commands = map[string]command{
 	"run": {flags: func(fs *flag.FlagSet, o *options) {
 		dateFlag(fs, o)
 		fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing on the server or in the state")
-	}, run: func(o *options) int { return nightly(o.conf, o.now, o.dryRun) }},
+		fs.BoolVar(&o.replace, "replace", false, "replace an archive of the same name that holds another dump")
+		fs.BoolVar(&o.acceptShrink, "accept-shrink", false, "archive a dump that shrank past [source] max_shrink")
+	}, run: nightly},
 	"check": {flags: func(fs *flag.FlagSet, o *options) {
 		dateFlag(fs, o)
 		fs.BoolVar(&o.mail, "mail", false, "also send a test mail")
@@ -211,9 +218,10 @@ func usageError(cause, hint string) int {
 }
 
 // nightly is the whole run, in the order it happens at 2 a.m. It returns the exit code.
-func nightly(confPath string, now time.Time, dryRun bool) int {
-	conf, confErr := loadConf(confPath)
-	j := startJob(conf, confPath, now, dryRun)
+func nightly(o *options) int {
+	conf, confErr := loadConf(o.conf)
+	j := startJob(conf, o)
+	now, dryRun := o.now, o.dryRun
 	defer j.log.close()
 	if f := j.ready(confErr); f != nil {
 		return j.finish(f)
@@ -241,7 +249,7 @@ func nightly(confPath string, now time.Time, dryRun bool) int {
 	if stateErr != nil { // 4. changed
 		return j.finish(stateFailure(stateErr))
 	}
-	d := decide(conf, prev, zip.dumpSHA256, now)
+	d := decide(conf, prev, zip.dumpSHA256, zip.dumpSize, now, o.acceptShrink)
 	if f := j.changed(d, zip, prev); f != nil || d.action == skipDump {
 		return j.finish(f)
 	}

@@ -18,6 +18,7 @@ var confKeys = []confKey{
 	{s: "source", k: "retry_delay", def: "10", kind: seconds, lo: 0, hi: 3600, field: "RetryDelay"},
 	{s: "source", k: "min_size", def: "1", kind: size, field: "MinSize"},
 	{s: "source", k: "max_size", def: "64G", kind: size, field: "MaxSize"},
+	{s: "source", k: "max_shrink", def: "50", kind: integer, lo: 1, hi: 100, field: "MaxShrink"},
 	{s: "source", k: "conditional", def: "yes", kind: yesOrNo, field: "Conditional"},
 
 	{s: "archive", k: "name_format", def: "%Y%d%m", kind: nameFormat, field: "NameFormat"},
@@ -133,6 +134,7 @@ type Conf struct {
 	RetryDelay   time.Duration
 	MinSize      int64
 	MaxSize      int64
+	MaxShrink    int  // percent a dump may shrink from the last archived one; 100: any
 	Conditional  bool // send the last archived zip's ETag and Last-Modified; 304 means unchanged
 
 	NameFormat       string

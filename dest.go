@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -86,11 +89,16 @@ func (d dest) causes() map[int]cause {
 	return out
 }
 
-// tempName is where an upload lands before its rename: never a name retention parses, and not
+// tempName is where an upload lands before its rename: never a name retention parses; not
 // hidden, since some servers refuse to write a name starting with a dot (pure-ftpd's
 // ProhibitDotFilesWrite) or leave it out of their listing (nginx's PROPFIND), where the next run
-// would never sweep it.
-func tempName(name string) string { return name + ".part" }
+// would never sweep it; and unguessable, so that nobody can plant a link there in advance for the
+// server to write through (vsftpd, cp and most servers follow one).
+func tempName(name string) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return name + "." + hex.EncodeToString(b) + ".part"
+}
 
 // isTempName tells the temporary names this tool makes (for an archive of this format, its
 // checksum file, or a check probe) from anything else in the folder, which it never removes.
@@ -98,14 +106,19 @@ func isTempName(format, name string) bool {
 	if strings.HasPrefix(name, probePrefix) || strings.HasPrefix(name, "."+probePrefix) {
 		return true
 	}
-	// ".NAME.part" is the hidden form of before 2026-12: swept too.
+	// ".NAME.part" and "NAME.part" are the forms of before 2026-12: swept too.
 	base, ok := strings.CutSuffix(strings.TrimPrefix(name, "."), ".part")
 	if !ok {
 		return false
 	}
+	if i := strings.LastIndexByte(base, '.'); i > 0 && tempTag.MatchString(base[i+1:]) {
+		base = base[:i]
+	}
 	_, parsed := parseArchiveName(format, strings.TrimSuffix(base, sidecarExt))
 	return parsed
 }
+
+var tempTag = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 const (
 	sidecarExt  = ".sha256"
@@ -113,7 +126,9 @@ const (
 )
 
 // transfer puts the archive under a temporary name, verifies it there, then renames it: the
-// final name only ever holds a whole, verified archive.
+// final name only ever holds a whole, verified archive. An archive of that name holding other
+// bytes (another dump: a clock set back, a rerun with --date) is never replaced unless the
+// operator says so with --replace: it may be the only copy of that night.
 func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 	files, fail := j.list(ctx, d, "transfer", exitTransfer)
 	if fail != nil {
@@ -130,21 +145,31 @@ func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 		if f.Name != a.name {
 			continue
 		}
-		// Today's name is already there: the same bytes need no upload; others are replaced. Only
-		// a sha256 proves the same bytes: a mere size match (verify = size) is uploaded again.
+		// Only a sha256 proves the same bytes: the server's own, or this host's record of what it
+		// uploaded under that name when the server can only compare sizes.
 		res, fail := j.do(ctx, d.long("transfer", "verify", a.name, a.sha256, size), exitTransfer)
-		if fail == nil && res.facts["sha256"] == a.sha256 {
+		same := fail == nil && res.facts["sha256"] == a.sha256
+		if fail == nil && res.facts["sha256"] == "" && readRecords(j.conf.StateDir)[a.name] == a.sha256 {
+			same = true
+		}
+		if same {
 			j.ok("transfer", kv("remote", d.remote(a.name)), kv("size", size), kv("sha256", short(a.sha256)), kv("note", "already on the server with the same content; nothing uploaded"))
 			return nil
 		}
 		if fail != nil && res.code != 27 {
 			return fail
 		}
-		note := "a different file has this name; it will be replaced"
-		if fail == nil {
-			note = "a file of the same size has this name, but this server cannot prove it the same; it will be replaced"
+		held := "other content"
+		if sum := res.facts["sha256"]; sum != "" {
+			held = "sha256 " + short(sum)
 		}
-		j.info("transfer", kv("remote", d.remote(a.name)), kv("note", note))
+		if !j.replace {
+			return &failure{check: "transfer", exit: exitTransfer, key: "[archive] name_format",
+				cause:  fmt.Sprintf("%s is already on the server and holds %s, not this dump's archive (sha256 %s): it may be the only copy of its night, and is never replaced without the operator's choice", a.name, held, short(a.sha256)),
+				detail: fmt.Sprintf("on the server: %s bytes; this archive: %s bytes", strconv.FormatInt(f.Size, 10), size),
+				hint:   "a clock set back or a rerun with --date makes an existing day's name; check the date, then either move that archive away on the server or run archive run --replace"}
+		}
+		j.info("transfer", kv("remote", d.remote(a.name)), kv("held", held), kv("note", "replaced, as asked by --replace"))
 	}
 
 	start := time.Now()
@@ -157,33 +182,46 @@ func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 	return nil
 }
 
-// uploaded is what the protocol's step said of an upload: how the copy was verified (sha256 on the
-// server, size, or download) and how it replaced the final name (atomic, or replace: delete, then
-// rename).
-type uploaded struct{ verified, rename string }
+// uploaded is what the protocol's step said of an upload: the temporary name it used, how the
+// copy was verified (sha256 on the server, size, or download) and how it replaced the final name
+// (atomic, or replace: delete, then rename).
+type uploaded struct{ temp, verified, rename string }
 
-// upload puts a local file on the server under its final name through a verified temporary one.
+// upload puts a local file on the server under its final name through a verified temporary one,
+// then proves the final name a regular file of the right size in the folder's listing: a server
+// that renamed onto a link, or into another folder, is caught here.
 func (j *job) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (uploaded, *failure) {
-	tmp := tempName(name)
+	up := uploaded{temp: tempName(name)}
 	// The cleanup runs even after a signal: a stopped upload must not leave its temporary file.
-	cleanup := func() { j.do(context.WithoutCancel(ctx), d.quick(check, "delete", tmp), exit) }
-	if res, fail := j.do(ctx, d.long(check, "put", local, tmp), exit); fail != nil {
+	cleanup := func() { j.do(context.WithoutCancel(ctx), d.quick(check, "delete", up.temp), exit) }
+	if res, fail := j.do(ctx, d.long(check, "put", local, up.temp), exit); fail != nil {
 		if res.err != nil { // stopped (signal, timeout) before the script's own cleanup
 			cleanup()
 		}
-		return uploaded{}, fail
+		return up, fail
 	}
-	var up uploaded
-	res, fail := j.do(ctx, d.long(check, "verify", tmp, sum, size), exit)
+	res, fail := j.do(ctx, d.long(check, "verify", up.temp, sum, size), exit)
 	if fail == nil {
 		up.verified = res.facts["verified"]
-		res, fail = j.do(ctx, d.quick(check, "rename", tmp, name), exit)
+		res, fail = j.do(ctx, d.quick(check, "rename", up.temp, name), exit)
 		up.rename = res.facts["rename"]
 	}
 	if fail != nil {
 		cleanup()
+		return up, fail
 	}
-	return up, fail
+	files, fail := j.list(ctx, d, check, exit)
+	if fail != nil {
+		return up, fail
+	}
+	for _, f := range files {
+		if f.Name == name && strconv.FormatInt(f.Size, 10) == size {
+			return up, nil
+		}
+	}
+	return up, &failure{check: check, exit: exit, key: "[destination] path",
+		cause: "after the rename, " + name + " is not a regular file of " + size + " bytes in the server's listing (a link, or the rename went elsewhere)",
+		hint:  "look at the folder on the server: someone may have planted a link there; the next run uploads again"}
 }
 
 // recordChecksum keeps the archive's sha256 twice: in state_dir, and as NAME.sha256 beside the

@@ -47,8 +47,9 @@ type fault struct {
 	setup func(f *fenv) // breaks something before the run
 	// run replaces the plain run of today, for scenarios that kill, signal or run twice; it
 	// returns the exit code of the run the verdict is about, whose output is in f.output.
-	run  func(f *fenv) int
-	exit int
+	run   func(f *fenv) int
+	flags []string // more words for the plain run (archive --date faultDay FLAGS...)
+	exit  int
 	// check and cause: the FAILED (WARNING for exit 0 and 3) line the operator greps for: the
 	// check it names and a regexp of its cause, which may go on to the key= and hint= fields.
 	check, cause string
@@ -195,7 +196,7 @@ func (m *faultMatrix) play(t *testing.T, i int, tc fault) {
 	if tc.run != nil {
 		code = tc.run(f)
 	} else {
-		code = f.archive("--date", faultDay)
+		code = f.archive(append([]string{"--date", faultDay}, tc.flags...)...)
 	}
 	f.verdict(tc, code)
 }
@@ -230,7 +231,8 @@ func (f *fenv) verdict(tc fault, code int) {
 		}
 	}
 	for name := range snapshot(f.dest.dir) {
-		if strings.HasSuffix(name, ".part") {
+		// A link planted there is not ours: it is left alone, never followed.
+		if st, err := os.Lstat(filepath.Join(f.dest.dir, name)); err == nil && st.Mode().IsRegular() && strings.HasSuffix(name, ".part") {
 			t.Errorf("a temporary file is left on the server: %s", name)
 		}
 	}
@@ -651,6 +653,27 @@ func (f *fenv) wantArchive(name, body string) {
 	}
 	if _, got := sqlInArchive(f.t, p); got != body {
 		f.t.Errorf("%s does not hold the published dump", name)
+	}
+}
+
+// writeState stands for the runs before this one.
+func (f *fenv) writeState(s state) {
+	f.t.Helper()
+	dir := filepath.Join(f.dir, "state")
+	os.MkdirAll(dir, 0o700)
+	if err := writeState(dir, s); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// wantPlanted: the file planted as name still holds body, a regular file.
+func (f *fenv) wantPlanted(name, body string) {
+	f.t.Helper()
+	p := filepath.Join(f.dest.dir, name)
+	if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+		f.t.Errorf("%s is no longer the regular file planted: %v", name, err)
+	} else if got, _ := os.ReadFile(p); string(got) != body {
+		f.t.Errorf("%s was overwritten: it holds %d bytes, not the %d planted", name, len(got), len(body))
 	}
 }
 
@@ -1263,6 +1286,43 @@ func faults() []fault {
 				f.conf["archive"]["work_dir"] = root
 			},
 			exit: exitArchive, check: "archive", cause: `cannot create a folder in work_dir .*permission denied" key="\[archive\] work_dir"`},
+		{name: "a new dump whose file time is older than the last one's (no ETag) is archived: a file time proves nothing", changes: true,
+			setup: func(f *fenv) {
+				// The state of before 2026-12 remembers the last zip's Last-Modified; this zip is newer
+				// but carries an older time (an export restored from a backup, a clock set right).
+				last := time.Now().Add(-time.Hour).UTC()
+				os.MkdirAll(filepath.Join(f.dir, "state"), 0o700)
+				os.WriteFile(filepath.Join(f.dir, "state", stateFile), []byte("sha256="+sha("other")+"\ndate=2026-11-27\nname=20262711.tgz\nlast_modified="+last.Format(http.TimeFormat)+"\n"), 0o600)
+				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+					http.ServeContent(w, r, "dump.zip", last.Add(-24*time.Hour), bytes.NewReader(f.src.zip.Load().([]byte)))
+					return true
+				})
+			},
+			exit: exitOK, lines: []string{`OK check=download size=\d+ `}, then: archived},
+		{name: "a zip with the same strong ETag is not downloaded again (304) and counts as unchanged", changes: true,
+			setup: func(f *fenv) {
+				f.writeState(state{SHA256: sha(dump("first")), Size: "1", Date: "2026-11-27", Name: "20262711.tgz", ETag: `"v1"`})
+				f.serveSource(func(w http.ResponseWriter, r *http.Request, n int) bool {
+					w.Header().Set("ETag", `"v1"`)
+					return false
+				})
+			},
+			exit: exitWarning, check: "changed", cause: `the dump is the same as the last one archived; nothing to do"`,
+			lines: []string{`OK check=download status=304 note="not modified since the last archive: nothing downloaded"`, `SKIPPED check=zip-content reason="the zip is the one archived on 2026-11-27 \(HTTP 304\)"`}},
+		{name: "a dump that shrank past max_shrink (an error text after a 1.2 MB dump) fails changed and is not archived",
+			setup: func(f *fenv) {
+				f.writeState(state{SHA256: sha("other"), Size: "1200000", Date: "2026-11-27", Name: "20262711.tgz"})
+				f.zip(map[string]string{"dump.sql": "ERROR 1045 (28000): Access denied for user 'export'@'db'\n"})
+			},
+			exit: exitChanged, check: "changed",
+			cause: `the dump shrank 99% \(57 bytes now, 1200000 bytes in 20262711.tgz, the last archived\): it looks like an error text or a truncated export" key="\[source\] max_shrink" hint=".*archive run --accept-shrink"`},
+		{name: "--accept-shrink archives a dump that shrank past max_shrink, and says how much", changes: true,
+			setup: func(f *fenv) {
+				f.writeState(state{SHA256: sha("other"), Size: "1200000", Date: "2026-11-27", Name: "20262711.tgz"})
+			},
+			flags: []string{"--accept-shrink"}, exit: exitOK,
+			lines: []string{`OK check=changed .* note="shrank \d+% \(\d+ bytes now, 1200000 bytes in 20262711.tgz, the last archived\); archived, as asked by --accept-shrink"`},
+			then:  archived},
 		{name: "corrupt state file fails changed and is never taken as changed",
 			setup: func(f *fenv) {
 				os.MkdirAll(filepath.Join(f.dir, "state"), 0o700)
@@ -1351,11 +1411,17 @@ func faults() []fault {
 			exit:  exitOK,
 			lines: []string{`OK check=transfer remote=\S+/20262811.tgz size=\d+ sha256=\w+ note="already on the server with the same content; nothing uploaded"`},
 			then:  archived},
-		{name: "an archive with today's name but other content is replaced atomically and logged", changes: true,
+		{name: "an archive with today's name holding another dump (clock set back, --date) is never replaced without --replace",
+			setup: func(f *fenv) { f.plant(faultName, "the only copy of another night") },
+			exit:  exitTransfer, check: "transfer",
+			cause: `20262811.tgz is already on the server and holds sha256 \w+, not this dump's archive .*never replaced without the operator's choice" detail="on the server: 30 bytes; this archive: \d+ bytes" key="\[archive\] name_format" hint=".*archive run --replace"`,
+			then:  func(f *fenv) { f.wantPlanted(faultName, "the only copy of another night") }},
+		{name: "--replace replaces an archive of today's name holding another dump, and logs what it held", changes: true,
 			setup: func(f *fenv) { f.plant(faultName, "a different archive of the same name") },
-			exit:  exitOK,
-			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz note="a different file has this name; it will be replaced"`, `OK check=transfer .*verified=sha256`},
+			flags: []string{"--replace"}, exit: exitOK,
+			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz held="sha256 \w+" note="replaced, as asked by --replace"`, `OK check=transfer .*verified=sha256`},
 			then:  archived},
+		plantedLinks("sftp", exitOK), plantedLinks("ftps", exitOK), plantedLinks("nfs", exitOK), plantedLinks("webdav", exitTransfer),
 
 		// Retention.
 		{name: "names retention cannot parse are left alone", changes: true,
@@ -1457,7 +1523,7 @@ func faults() []fault {
 			p := f.viaProxy()
 			p.slow.Store(true)
 			return func() bool {
-				if partial(filepath.Join(f.dest.dir, faultName+".part")) {
+				if partial(filepath.Join(f.dest.dir, faultName+".*.part")) {
 					p.slow.Store(false)
 					return true
 				}
@@ -1550,7 +1616,7 @@ func faults() []fault {
 			},
 			run: func(f *fenv) int {
 				p := f.start("--date", faultDay)
-				f.waitFor("the upload to start", func() bool { return partial(filepath.Join(f.dest.dir, faultName+".part")) })
+				f.waitFor("the upload to start", func() bool { return partial(filepath.Join(f.dest.dir, faultName+".*.part")) })
 				p.cmd.Process.Signal(syscall.SIGTERM)
 				return p.wait()
 			},
@@ -1766,6 +1832,31 @@ func diskFull(proto, or string) fault {
 		exit: exitTransfer, check: "transfer", cause: `(?:the archive server has no space left" .*key="\[destination\] path"` + or + `)`}
 }
 
+// plantedLinks: links planted where the tool wrote before 2026-12 (NAME.part, .NAME.part) and
+// at today's final name, each pointing at yesterday's archive, which must stay as it was.
+// nginx shows the final link as the file it points to: its content is not ours, so the run
+// refuses to replace it.
+func plantedLinks(proto string, exit int) fault {
+	tc := fault{name: "links planted at the temporary and final names are never written through (" + proto + ")", changes: true,
+		setup: func(f *fenv) {
+			if proto != "sftp" {
+				f.use(proto)
+			}
+			f.plant("20262711.tgz", "yesterday's archive")
+			for _, n := range []string{faultName + ".part", "." + faultName + ".part", faultName} {
+				if err := os.Symlink("20262711.tgz", filepath.Join(f.dest.dir, n)); err != nil {
+					f.t.Fatal(err)
+				}
+			}
+		},
+		exit: exit, lines: []string{`OK check=transfer .*verified=`},
+		then: func(f *fenv) { f.wantPlanted("20262711.tgz", "yesterday's archive") }}
+	if exit != exitOK {
+		tc.check, tc.cause, tc.lines = "transfer", `20262811.tgz is already on the server and holds (sha256 \w+|other content), not this dump's archive`, nil
+	}
+	return tc
+}
+
 // cutDuringUpload: the connection is cut after 512 KiB of the upload; the next run succeeds.
 func cutDuringUpload(proto string) fault {
 	return fault{name: "connection cut during the upload fails transfer, and the next run succeeds (" + proto + ")",
@@ -1830,7 +1921,7 @@ func killDuring(check string, until func(f *fenv) func() bool) fault {
 				f.want(`INFO check=prune deleted=20250101.tgz `)
 				f.wantNames("20261128.tgz,20261128.tgz.sha256,20261129.tgz,20261129.tgz.sha256")
 			case "transfer upload", "transfer verification":
-				f.want(`INFO check=transfer removed=20262811\.tgz\.part reason="temporary file left by an interrupted run"`)
+				f.want(`INFO check=transfer removed=20262811\.tgz\.[0-9a-f]{16}\.part reason="temporary file left by an interrupted run"`)
 				f.wantNames(faultName + "," + faultName + ".sha256")
 			default:
 				f.wantNames(faultName + "," + faultName + ".sha256")

@@ -22,14 +22,17 @@ type job struct {
 	work   string // the job's own folder in work_dir
 	now    time.Time
 	dryRun bool
-	res    *result
-	held   *lockFile
-	wd     *workDir
+	// replace, acceptShrink: the operator's --replace and --accept-shrink (archive run).
+	replace, acceptShrink bool
+	res                   *result
+	held                  *lockFile
+	wd                    *workDir
 }
 
 // startJob opens the log and writes the run's first line.
-func startJob(conf *Conf, confPath string, now time.Time, dryRun bool) *job {
-	j := &job{conf: conf, log: openLog(conf), now: now, dryRun: dryRun}
+func startJob(conf *Conf, o *options) *job {
+	confPath, now, dryRun := o.conf, o.now, o.dryRun
+	j := &job{conf: conf, log: openLog(conf), now: now, dryRun: dryRun, replace: o.replace, acceptShrink: o.acceptShrink}
 	if conf != nil {
 		confPath = conf.Path
 		j.log.secrets = querySecrets(conf.URL)
@@ -225,17 +228,17 @@ func (j *job) probeSource(ctx context.Context) *failure {
 
 // zipFile is the downloaded zip and what the zip-content check learnt of the dump in it.
 type zipFile struct {
-	path               string // in the work folder; nothing was downloaded after a 304
-	notModified        bool   // HTTP 304: the zip is the one archived last
-	etag, lastModified string
-	size               int64
-	get                step // the download, rerun first when an operator reruns the next step
-	unpack             step
-	reuse              bool   // the archive is made of the zip member's own deflate data
-	whyNotReused       string // when compressor = auto could not reuse it
-	sql                string // the dump on disk when the archive does not reuse the zip's data
-	dumpSHA256         string
-	dumpSize           int64
+	path         string // in the work folder; nothing was downloaded after a 304
+	notModified  bool   // HTTP 304: the zip is the one archived last
+	etag         string // strong only
+	size         int64
+	get          step // the download, rerun first when an operator reruns the next step
+	unpack       step
+	reuse        bool   // the archive is made of the zip member's own deflate data
+	whyNotReused string // when compressor = auto could not reuse it
+	sql          string // the dump on disk when the archive does not reuse the zip's data
+	dumpSHA256   string
+	dumpSize     int64
 }
 
 // 2. download: the zip arrived whole, or the server answered that it has not changed since the
@@ -244,24 +247,21 @@ func (j *job) download(ctx context.Context, prev state) (zipFile, *failure) {
 	c := j.conf
 	z := zipFile{path: filepath.Join(j.work, "source.zip")}
 	z.get = sourceStep(c, "download", c.Retries, "get", z.path)
-	if c.Conditional && c.OnUnchanged != "archive" && prev.SHA256 != "" {
-		if prev.ETag != "" {
-			z.get.env = append(z.get.env, "ARCHIVE_IF_NONE_MATCH="+prev.ETag)
-		}
-		if prev.LastModified != "" {
-			z.get.env = append(z.get.env, "ARCHIVE_IF_MODIFIED_SINCE="+prev.LastModified)
-		}
+	// Only a strong ETag proves the same bytes: never a file time, which a new dump may carry
+	// older than the last one's (a restored export, a clock set right).
+	if c.Conditional && c.OnUnchanged != "archive" && prev.SHA256 != "" && prev.ETag != "" {
+		z.get.env = append(z.get.env, "ARCHIVE_IF_NONE_MATCH="+prev.ETag)
 	}
 	res, f := j.do(ctx, z.get, exitDownload)
 	if f != nil {
 		return z, f
 	}
 	if res.facts["status"] == "304" {
-		z.notModified, z.etag, z.lastModified = true, prev.ETag, prev.LastModified
+		z.notModified, z.etag = true, prev.ETag
 		j.ok("download", kv("status", "304"), kv("note", "not modified since the last archive: nothing downloaded"), kv("duration", res.facts["duration"]))
 		return z, nil
 	}
-	z.etag, z.lastModified = headerValue(res.facts["etag"]), settled(headerValue(res.facts["last_modified"]), res.facts["date"])
+	z.etag = strongETag(res.facts["etag"])
 	z.size = atoi64(res.facts["size"])
 	j.res.ZipSize = z.size
 	j.ok("download", kv("size", res.facts["size"]), kv("attempts", res.facts["attempts"]), kv("retried_after", res.facts["retried"]),
@@ -279,7 +279,7 @@ func (c *Conf) mayReuse() bool { return c.Compressor == "auto" || c.Compressor =
 func (j *job) unpack(ctx context.Context, z *zipFile, prev state) *failure {
 	c := j.conf
 	if z.notModified {
-		z.dumpSHA256 = prev.SHA256
+		z.dumpSHA256, z.dumpSize = prev.SHA256, atoi64(prev.Size)
 		j.skipped("zip-content", kv("reason", "the zip is the one archived on "+prev.Date+" (HTTP 304)"))
 		return nil
 	}
@@ -319,6 +319,7 @@ type decision struct {
 	days      int    // days it has been unchanged
 	cause     string // for failDump
 	key, hint string
+	shrank    string // how much it shrank from the last archived dump, past max_shrink
 }
 
 const (
@@ -327,11 +328,22 @@ const (
 	failDump
 )
 
-// decide is the unchanged-dump policy: on_unchanged, and max_unchanged_days for a source that
-// looks stuck. A 304 answer comes here as the last archived dump's sha256.
-func decide(c *Conf, prev state, sum string, now time.Time) decision {
+// decide is the dump policy: max_shrink for a dump that shrank (an error text in place of the
+// export), on_unchanged, and max_unchanged_days for a source that looks stuck. A 304 answer comes
+// here as the last archived dump's sha256 and size. acceptShrink is the operator's
+// --accept-shrink.
+func decide(c *Conf, prev state, sum string, size int64, now time.Time, acceptShrink bool) decision {
 	if prev.SHA256 != sum {
-		return decision{action: archiveDump, since: now.Format("2006-01-02")}
+		d := decision{action: archiveDump, since: now.Format("2006-01-02")}
+		if last := atoi64(prev.Size); last > 0 && size < last-last*int64(c.MaxShrink)/100 {
+			d.shrank = fmt.Sprintf("%d%% (%d bytes now, %d bytes in %s, the last archived)", (last-size)*100/last, size, last, prev.Name)
+			if !acceptShrink {
+				d.action, d.key = failDump, "[source] max_shrink"
+				d.cause = "the dump shrank " + d.shrank + ": it looks like an error text or a truncated export"
+				d.hint = "check the export on the source server; if the shrink is expected, run once with archive run --accept-shrink"
+			}
+		}
+		return d
 	}
 	d := decision{unchanged: true, since: prev.Changed}
 	if since, err := time.Parse("2006-01-02", prev.Changed); err == nil {
@@ -356,12 +368,19 @@ func decide(c *Conf, prev state, sum string, now time.Time) decision {
 // 4. changed: logs the decision. A skipped dump remembers a new zip's validators, so that
 // tomorrow's answer can be 304.
 func (j *job) changed(d decision, z zipFile, prev state) *failure {
+	if d.action == failDump && !d.unchanged {
+		return &failure{check: "changed", exit: exitChanged, cause: d.cause, key: d.key, hint: d.hint}
+	}
 	if !d.unchanged {
 		previous := short(prev.SHA256)
 		if previous == "" {
 			previous = "none (first run)"
 		}
-		j.ok("changed", kv("sha256", short(z.dumpSHA256)), kv("previous", previous), kv("last_archived", prev.Name))
+		note := ""
+		if d.shrank != "" {
+			note = "shrank " + d.shrank + "; archived, as asked by --accept-shrink"
+		}
+		j.ok("changed", kv("sha256", short(z.dumpSHA256)), kv("previous", previous), kv("last_archived", prev.Name), kv("note", note))
 		return nil
 	}
 	same := []fact{kv("sha256", short(z.dumpSHA256)), kv("last_archived", prev.Name), kv("on", prev.Date)}
@@ -369,9 +388,9 @@ func (j *job) changed(d decision, z zipFile, prev state) *failure {
 	case failDump:
 		return &failure{check: "changed", exit: exitChanged, cause: d.cause, key: d.key, hint: d.hint}
 	case skipDump:
-		if !j.dryRun && (z.etag != prev.ETag || z.lastModified != prev.LastModified) {
+		if !j.dryRun && z.etag != prev.ETag {
 			p := prev
-			p.ETag, p.LastModified = z.etag, z.lastModified
+			p.ETag = z.etag
 			if err := writeState(j.conf.StateDir, p); err != nil {
 				j.warning("changed", err.Error(), kv("key", "[archive] state_dir"))
 			}
@@ -447,7 +466,7 @@ func (j *job) connect(ctx context.Context, d dest) *failure {
 // saveState moves the state on, after a verified transfer.
 func (j *job) saveState(z zipFile, a archiveFile, d decision) *failure {
 	err := writeState(j.conf.StateDir, state{SHA256: z.dumpSHA256, Date: j.now.Format("2006-01-02"), Name: a.name, ArchiveSHA256: a.sha256,
-		Changed: d.since, ETag: z.etag, LastModified: z.lastModified})
+		Size: strconv.FormatInt(z.dumpSize, 10), Changed: d.since, ETag: z.etag})
 	if err != nil {
 		return &failure{check: "state", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir",
 			hint: "the archive is on the server, but the next run will archive the same dump again; fix state_dir"}
@@ -473,24 +492,11 @@ func short(sum string) string {
 	return sum
 }
 
-// headerValue keeps a response header fit to be sent back in a request: one printable line.
-func headerValue(v string) string {
-	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+// strongETag keeps an ETag fit to prove, sent back as If-None-Match, that the zip is the same
+// bytes: strong (a weak W/ one means only "equivalent") and one printable line.
+func strongETag(v string) string {
+	if strings.HasPrefix(v, "W/") || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return ""
 	}
 	return v
-}
-
-// settled keeps a Last-Modified only when it is at least a minute older than the answer's own
-// Date: a file written again within the same second keeps its Last-Modified, so a younger one
-// cannot tell two versions apart (RFC 9110, 8.8.2.2). Then the zip is downloaded again.
-func settled(lastModified, date string) string {
-	lm, err := time.Parse(time.RFC1123, lastModified)
-	if err != nil {
-		return ""
-	}
-	if d, err := time.Parse(time.RFC1123, date); err != nil || d.Sub(lm) < time.Minute {
-		return ""
-	}
-	return lastModified
 }

@@ -114,16 +114,21 @@ type pruneItem struct {
 	Reason string
 }
 
-// retention holds the [retention] settings.
+// retention holds the [retention] settings, and the archives this host recorded at upload.
 type retention struct {
 	History  bool
 	KeepDays int
 	KeepMin  int
+	// Recorded are the names this host uploaded and verified (state_dir/archives.sha256): the
+	// newest keep_min of them stay beside the newest keep_min names of the listing, so that
+	// names planted on the server, or forged in a listing, never push a real archive out, and a
+	// new backup host (no records yet) keeps what it finds.
+	Recorded map[string]string
 }
 
 // planPrune decides, for every file on the server whose name the format made, whether it goes.
-// The newest keep_min archives and the one just uploaded always stay; with history off only the
-// newest stays. Names that do not parse come back in ignored, untouched.
+// The newest keep_min archives, the newest keep_min recorded ones and the one just uploaded always
+// stay; with history off, the newest and the newest recorded. Names that do not parse come back in ignored, untouched.
 func planPrune(files []remoteFile, format string, today time.Time, r retention, keep string) (items []pruneItem, ignored []string) {
 	today = day(today)
 	for _, f := range files {
@@ -144,8 +149,13 @@ func planPrune(files []remoteFile, format string, today time.Time, r retention, 
 	if !r.History {
 		keepMin = 1
 	}
+	recorded := 0 // recorded archives so far, the item included
 	for i := range items {
 		it := &items[i]
+		_, rec := r.Recorded[it.Name]
+		if rec = rec || it.Name == keep; rec {
+			recorded++
+		}
 		switch {
 		case it.Name == keep:
 			it.Reason = "the archive of this run"
@@ -153,6 +163,11 @@ func planPrune(files []remoteFile, format string, today time.Time, r retention, 
 			it.Reason = fmt.Sprintf("among the %d newest (keep_min)", keepMin)
 			if !r.History {
 				it.Reason = "the newest (history = no)"
+			}
+		case rec && recorded <= keepMin:
+			it.Reason = fmt.Sprintf("among the %d newest this host uploaded (keep_min)", keepMin)
+			if !r.History {
+				it.Reason = "the newest this host uploaded (history = no)"
 			}
 		case !r.History:
 			it.Delete, it.Reason = true, "history = no keeps only the newest"
@@ -170,4 +185,6 @@ func day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-func (c *Conf) retention() retention { return retention{c.History, c.KeepDays, c.KeepMin} }
+func (c *Conf) retention() retention {
+	return retention{c.History, c.KeepDays, c.KeepMin, readRecords(c.StateDir)}
+}

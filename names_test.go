@@ -1,6 +1,8 @@
 package main
 
 import (
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -87,11 +89,11 @@ func TestPlanPrune(t *testing.T) {
 		r       retention
 		deleted string
 	}{
-		{"by age", retention{true, 30, 2}, "20260801.tgz,20260901.tgz,20261001.tgz"},
-		{"keep_min holds old ones", retention{true, 30, 4}, "20260801.tgz"},
-		{"all old: keep_min still holds", retention{true, 0, 3}, "20260801.tgz,20260901.tgz"},
-		{"history no", retention{false, 30, 7}, "20260801.tgz,20260901.tgz,20261001.tgz,20261120.tgz"},
-		{"nothing old enough", retention{true, 365, 1}, ""},
+		{"by age", retention{History: true, KeepDays: 30, KeepMin: 2}, "20260801.tgz,20260901.tgz,20261001.tgz"},
+		{"keep_min holds old ones", retention{History: true, KeepDays: 30, KeepMin: 4}, "20260801.tgz"},
+		{"all old: keep_min still holds", retention{History: true, KeepDays: 0, KeepMin: 3}, "20260801.tgz,20260901.tgz"},
+		{"history no", retention{History: false, KeepDays: 30, KeepMin: 7}, "20260801.tgz,20260901.tgz,20261001.tgz,20261120.tgz"},
+		{"nothing old enough", retention{History: true, KeepDays: 365, KeepMin: 1}, ""},
 	}
 	for _, c := range cases {
 		items, ignored := planPrune(files, "%Y%m%d", today, c.r, "20261128.tgz")
@@ -113,10 +115,40 @@ func TestPlanPrune(t *testing.T) {
 	}
 }
 
+// Names planted on the server (or forged in a listing) newer than the real archives take the
+// keep_min places of the listing, never those of the archives this host recorded at upload.
+func TestPlantedNamesNeverPushRecordedArchivesOut(t *testing.T) {
+	today := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	files := []remoteFile{{"20261128.tgz", 1}, {"20991231.tgz", 1}, {"20991230.tgz", 1}, {"20261001.tgz", 1}, {"20260901.tgz", 1}, {"20260801.tgz", 1}}
+	recs := map[string]string{"20261128.tgz": "a", "20261001.tgz": "b", "20260901.tgz": "c", "20260801.tgz": "d"}
+	for _, c := range []struct {
+		r       retention
+		deleted string
+	}{
+		{retention{History: true, KeepDays: 30, KeepMin: 3, Recorded: recs}, "20260801.tgz"},
+		{retention{History: false, KeepMin: 3, Recorded: recs}, "20991230.tgz,20261001.tgz,20260901.tgz,20260801.tgz"},
+		{retention{History: true, KeepDays: 30, KeepMin: 3}, "20260901.tgz,20260801.tgz,20261001.tgz"},
+	} {
+		items, _ := planPrune(files, "%Y%m%d", today, c.r, "20261128.tgz")
+		var del []string
+		for _, it := range items {
+			if it.Delete {
+				del = append(del, it.Name)
+			}
+		}
+		sort.Strings(del)
+		want := strings.Split(c.deleted, ",")
+		sort.Strings(want)
+		if strings.Join(del, ",") != strings.Join(want, ",") {
+			t.Errorf("%+v: deletes %v, want %v", c.r, del, want)
+		}
+	}
+}
+
 func TestPlanPruneNeverDeletesThisRunsArchiveEvenWhenNewerNamesExist(t *testing.T) {
 	today := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	files := []remoteFile{{"20261128.tgz", 1}, {"20271201.tgz", 1}}
-	items, _ := planPrune(files, "%Y%m%d", today, retention{false, 0, 1}, "20261128.tgz")
+	items, _ := planPrune(files, "%Y%m%d", today, retention{History: false, KeepDays: 0, KeepMin: 1}, "20261128.tgz")
 	for _, it := range items {
 		if it.Delete {
 			t.Errorf("deletes %s (%s)", it.Name, it.Reason)
@@ -125,10 +157,12 @@ func TestPlanPruneNeverDeletesThisRunsArchiveEvenWhenNewerNamesExist(t *testing.
 }
 
 func TestTempNamesAreVisibleAndSweptInBothForms(t *testing.T) {
-	if got := tempName("20261128.tgz"); got != "20261128.tgz.part" {
-		t.Errorf("tempName = %q", got)
+	a, b := tempName("20261128.tgz"), tempName("20261128.tgz")
+	if !regexp.MustCompile(`^20261128\.tgz\.[0-9a-f]{16}\.part$`).MatchString(a) || a == b {
+		t.Errorf("tempName = %q, then %q: want NAME.<16 random hex>.part, never twice the same", a, b)
 	}
-	for name, want := range map[string]bool{"20261128.tgz.part": true, ".20261128.tgz.part": true, "20261128.tgz.sha256.part": true,
+	for name, want := range map[string]bool{a: true, "20261128.tgz.part": true, "20261128.tgz.sha256.0123456789abcdef.part": true,
+		"20261128.tgz.0123456789abcdeX.part": false, "notes.0123456789abcdef.part": false, ".20261128.tgz.part": true, "20261128.tgz.sha256.part": true,
 		"archive-check-probe-x1.part": true, "20261128.tgz": false, "notes.part": false, "2026112.tgz.part": false} {
 		if got := isTempName("%Y%m%d", name); got != want {
 			t.Errorf("isTempName(%q) = %v, want %v", name, got, want)

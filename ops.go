@@ -181,12 +181,12 @@ func check(path string, now time.Time, withMail bool) int {
 		local := filepath.Join(r.work, "probe")
 		os.WriteFile(local, []byte("archive check\n"), 0o600)
 		body := "archive check\n"
-		if _, fail := r.upload(ctx, d, "transfer", exitTransfer, local, probe, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
+		if up, fail := r.upload(ctx, d, "transfer", exitTransfer, local, probe, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
 			ck.failure("write probe", fail)
 		} else if _, fail := r.do(ctx, d.quick("transfer", "delete", probe), exitTransfer); fail != nil {
 			ck.failure("write probe", fail)
 		} else {
-			ck.ok("write probe", "wrote "+tempName(probe)+", verified, renamed to "+probe+", deleted")
+			ck.ok("write probe", "wrote "+up.temp+", verified, renamed to "+probe+", deleted")
 		}
 		files, fail := r.list(ctx, d, "prune", exitWarning)
 		if fail != nil {
@@ -317,7 +317,7 @@ func restore(path string, now time.Time, name, to string) int {
 		listed[f.Name] = true
 	}
 	if name == "" {
-		items, _ := planPrune(files, conf.NameFormat, now, retention{true, 1 << 30, 1}, "")
+		items, _ := planPrune(files, conf.NameFormat, now, retention{History: true, KeepDays: 1 << 30, KeepMin: 1}, "")
 		if len(items) == 0 {
 			return refuse("no archive on "+d.where(), "archive list shows the folder")
 		}

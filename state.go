@@ -25,19 +25,20 @@ const oldStateFile = ".prevChecksum"
 
 type state struct {
 	SHA256        string // of the SQL dump
+	Size          string // of the SQL dump, in bytes: max_shrink compares with it
 	Date          string // the run's day, YYYY-MM-DD
 	Name          string // the archive's name
 	ArchiveSHA256 string // of the .tgz as uploaded
 	Changed       string // the day the dump last changed, YYYY-MM-DD
-	// The validators of the zip whose dump this is, sent back as If-None-Match and
-	// If-Modified-Since: a 304 answer means the same zip, so the same dump.
-	ETag, LastModified string
+	// The strong ETag of the zip whose dump this is, sent back as If-None-Match: a 304 answer
+	// means the same zip, so the same dump.
+	ETag string
 }
 
 // fields are the state file's keys, in the order they are written, and what each holds.
 func (s *state) fields() []stateField {
-	return []stateField{{"sha256", &s.SHA256}, {"date", &s.Date}, {"name", &s.Name}, {"archive_sha256", &s.ArchiveSHA256},
-		{"changed", &s.Changed}, {"etag", &s.ETag}, {"last_modified", &s.LastModified}}
+	return []stateField{{"sha256", &s.SHA256}, {"size", &s.Size}, {"date", &s.Date}, {"name", &s.Name}, {"archive_sha256", &s.ArchiveSHA256},
+		{"changed", &s.Changed}, {"etag", &s.ETag}}
 }
 
 type stateField struct {

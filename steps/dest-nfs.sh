@@ -63,7 +63,7 @@ verb_rename() {
   [[ $# == 2 ]] || die 2 "usage: rename NAME FINAL"
   name "$1"
   name "$2"
-  [[ -f $dir/$1 ]] || die 29 "rename: no such file $1 in $dir"
+  [[ -f $dir/$1 && ! -L $dir/$1 ]] || die 29 "rename: no such file $1 in $dir (or it is a link)"
   { mv -f -- "$dir/$1" "$dir/$2" && sync -- "$dir"; } 2>"$err" || fail "rename"
   echo rename=atomic
 }
@@ -71,7 +71,7 @@ verb_rename() {
 verb_verify() {
   [[ $# == 2 || $# == 3 ]] || die 2 "usage: verify NAME SHA256 [SIZE]"
   name "$1"
-  [[ -f $dir/$1 ]] || die 29 "verify: no such file $1 in $dir"
+  [[ -f $dir/$1 && ! -L $dir/$1 ]] || die 29 "verify: no such file $1 in $dir (or it is a link)"
   local sum size
   sum=$(sha256sum <"$dir/$1" 2>"$err" | cut -d' ' -f1) || fail "verify"
   size=$(stat -c %s -- "$dir/$1")

@@ -12,10 +12,10 @@
 #   ARCHIVE_TIMEOUT      seconds for one attempt (default 600)
 #   ARCHIVE_RETRIES      further attempts after a transient failure (default 2)
 #   ARCHIVE_RETRY_DELAY  seconds between attempts, doubled each time (default 10)
-#   ARCHIVE_IF_NONE_MATCH      get: the ETag of the last archived zip (optional)
-#   ARCHIVE_IF_MODIFIED_SINCE  get: its Last-Modified (optional). When the server answers 304 Not
-#                        Modified to either, nothing is downloaded, OUT.zip is not written, and
-#                        get prints status=304 and exits 0.
+#   ARCHIVE_IF_NONE_MATCH  get: the strong ETag of the last archived zip (optional). When the
+#                        server answers 304 Not Modified, nothing is downloaded, OUT.zip is not
+#                        written, and get prints status=304 and exits 0. (No If-Modified-Since:
+#                        a file time proves nothing; a new dump may carry an older one.)
 # Output (stdout, key=value lines): status, size, last_modified, etag, date (the answer's own, to
 #   tell how old last_modified is), final_url and redirects (where the redirects led); with get
 #   also attempts and retried (the cause of the last failed attempt, when there was one).
@@ -38,7 +38,7 @@ umask 077
 cause() {
   case $1 in
     0) if [[ $2 == 2?? ]]; then echo 0 no OK
-       elif [[ $2 == 304 && -n ${ARCHIVE_IF_NONE_MATCH:-}${ARCHIVE_IF_MODIFIED_SINCE:-} ]]; then echo 0 no "not modified"
+       elif [[ $2 == 304 && -n ${ARCHIVE_IF_NONE_MATCH:-} ]]; then echo 0 no "not modified"
        elif [[ $2 == 408 || $2 == 429 || $2 == 5?? ]]; then echo 14 yes "HTTP $2"
        else echo 14 no "HTTP $2"; fi ;;
     6) echo 10 yes "cannot resolve the host name" ;;
@@ -70,7 +70,6 @@ main() {
   [[ -n ${ARCHIVE_CA_FILE:-} ]] && opts+=(--cacert "$ARCHIVE_CA_FILE")
   local cond=()
   [[ -n ${ARCHIVE_IF_NONE_MATCH:-} ]] && cond+=(--header "If-None-Match: $ARCHIVE_IF_NONE_MATCH")
-  [[ -n ${ARCHIVE_IF_MODIFIED_SINCE:-} ]] && cond+=(--header "If-Modified-Since: $ARCHIVE_IF_MODIFIED_SINCE")
 
   # The URL reaches curl on its standard input, as a config line: a token in its query is never on
   # a command line (ps). Inside the double quotes, \ and " are escaped.
