@@ -1421,6 +1421,7 @@ func faults() []fault {
 			flags: []string{"--replace"}, exit: exitOK,
 			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz held="sha256 \w+" note="replaced, as asked by --replace"`, `OK check=transfer .*verified=sha256`},
 			then:  archived},
+		junkNames("sftp"), junkNames("nfs"), junkNames("ftps"),
 		plantedLinks("sftp", exitOK), plantedLinks("ftps", exitOK), plantedLinks("nfs", exitOK), plantedLinks("webdav", exitTransfer),
 
 		// Retention.
@@ -1855,6 +1856,42 @@ func plantedLinks(proto string, exit int) fault {
 		tc.check, tc.cause, tc.lines = "transfer", `20262811.tgz is already on the server and holds (sha256 \w+|other content), not this dump's archive`, nil
 	}
 	return tc
+}
+
+// junkNames: names holding a line break, a tab or a terminal escape, each made to forge a newer
+// archive in a listing, beside two old archives this host recorded: the forged entries take no
+// keep_min place from them, and archive list shows every junk name escaped, on one line.
+func junkNames(proto string) fault {
+	junk := []string{"x\n20991231.tgz", "x\n20991230.tgz\t9", "\x1b[2K\r20991229.tgz"}
+	return fault{name: "names holding line breaks or escapes forge no archive in a listing and push no recorded archive out (" + proto + ")", changes: true,
+		setup: func(f *fenv) {
+			if proto != "sftp" {
+				f.use(proto)
+			}
+			f.conf["archive"]["name_format"] = "%Y%m%d"
+			f.conf["retention"]["keep_days"], f.conf["retention"]["keep_min"] = "30", "3"
+			recs := map[string]string{}
+			for _, n := range []string{"20260901.tgz", "20260902.tgz"} {
+				f.plant(n, "an old archive of this host")
+				recs[n] = sha("an old archive of this host")
+			}
+			for _, n := range junk {
+				f.plant(n, "junk")
+			}
+			os.MkdirAll(filepath.Join(f.dir, "state"), 0o700)
+			writeRecords(filepath.Join(f.dir, "state"), recs)
+		},
+		exit: exitOK, lines: []string{`OK check=prune kept=3 deleted=0 `},
+		then: func(f *fenv) {
+			f.wantPlanted("20260901.tgz", "an old archive of this host")
+			f.wantPlanted("20260902.tgz", "an old archive of this host")
+			f.archive("list")
+			for _, l := range strings.Split(f.output, "\n") {
+				if strings.ContainsAny(l, "\r\x1b\t") || strings.HasPrefix(l, "20991") {
+					f.t.Errorf("archive list printed a raw control character or a forged line: %q", l)
+				}
+			}
+		}}
 }
 
 // cutDuringUpload: the connection is cut after 512 KiB of the upload; the next run succeeds.

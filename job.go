@@ -158,7 +158,7 @@ func (j *job) info(check string, facts ...fact)    { j.line("INFO", check, facts
 func (j *job) warning(check, cause string, facts ...fact) {
 	j.line("WARNING", check, append([]fact{kv("cause", cause)}, facts...))
 	if j.res.Warning == nil {
-		j.res.Warning = &problem{Check: check, Cause: j.log.mask(cause)}
+		j.res.Warning = &problem{Check: check, Cause: shown(j.log.mask(cause))}
 	}
 }
 
@@ -179,7 +179,7 @@ func (j *job) do(ctx context.Context, s step, exit int) (stepResult, *failure) {
 
 // fail logs a failed check and the checks it prevented.
 func (j *job) fail(f *failure) {
-	m := j.log.mask
+	m := func(s string) string { return shown(j.log.mask(s)) } // the mail's body and subject
 	j.res.Failure = &problem{Check: f.check, Cause: m(f.cause), Detail: m(f.detail), Key: f.key, Hint: m(f.hint), Rerun: m(f.rerun)}
 	if f.logged {
 		return

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // The log is one line per event, fields in a fixed order:
@@ -121,8 +122,8 @@ func (l *logger) result(code int, start time.Time) int {
 
 // quoteValue leaves simple values bare and quotes the rest, so a line splits on spaces.
 func quoteValue(v string) string {
-	if strings.ContainsAny(v, " \t\"=\\") || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 }) {
-		return strconv.Quote(v)
+	if strings.ContainsAny(v, " \t\"=\\") || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsGraphic(r) }) {
+		return strconv.QuoteToGraphic(v)
 	}
 	return v
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // The zip's structure is read here, with archive/zip, behind two commands that only the steps
@@ -171,11 +172,21 @@ func openMember(path, name string) (*zip.ReadCloser, *zip.File, error) {
 	return zr, f, nil
 }
 
-// shown is a name from outside (a zip, a server) fit for one log line: every character that is
-// not graphic, a line break or an escape among them, is shown as its Go escape.
-func shown(name string) string {
-	q := strconv.QuoteToGraphic(name)
-	return q[1 : len(q)-1]
+// shown is text from outside (a name in a zip or on a server, a server's message) fit for one
+// line of a terminal, the log or a mail: every character that is not graphic, a line break, a
+// carriage return or an escape among them, is shown as its Go escape, so that no name can
+// overwrite another line or forge one.
+func shown(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == ' ' || unicode.IsGraphic(r) {
+			b.WriteRune(r)
+		} else {
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }
 
 // zipMagic tells a zip from what a web server sends instead (an error page).

@@ -81,7 +81,8 @@ verb_verify() {
 }
 
 verb_list() {
-  find "$dir" -mindepth 1 -maxdepth 1 -type f -printf '%f\t%s\n' 2>"$err" || fail "list"
+  # A name holding a line break or a tab would forge a second line: such a name is never ours.
+  find "$dir" -mindepth 1 -maxdepth 1 -type f ! -name '*[[:cntrl:]]*' -printf '%f\t%s\n' 2>"$err" || fail "list"
 }
 
 verb_delete() {
