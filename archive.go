@@ -39,7 +39,7 @@ const (
 const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [--replace] [--accept-shrink]
        archive [-c FILE] check [--date YYYY-MM-DD] [--mail]
        archive [-c FILE] list [--date YYYY-MM-DD]
-       archive [-c FILE] restore (NAME | --latest) [--to DIR]
+       archive [-c FILE] restore (NAME | --latest) [--to DIR] [--force] [--use-server-checksum]
        archive [-c FILE] status [--date YYYY-MM-DD]
        archive --version
 
@@ -52,7 +52,10 @@ run      fetch the dump zip over HTTPS, check it, pack it as a dated .tgz, uploa
 check    touch everything a run touches (conf, tools, work_dir, source, server, retention),
          one OK/FAILED line each; --mail also sends a test mail
 list     the archives on the server, with what the next prune would delete and why
-restore  download an archive, verify its sha256, extract the dump into DIR (default .)
+restore  download an archive, verify it against the sha256 this host recorded at upload (the
+         server's NAME.sha256 only with --use-server-checksum), extract the dump into DIR
+         (default .), never over an existing file unless --force; --latest: the newest
+         archive this host recorded
 status   the last run, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
@@ -85,12 +88,13 @@ type command struct {
 
 // options are every flag's value; each command declares only its own.
 type options struct {
-	conf, date, to string
-	dryRun, mail   bool
-	latest         bool
+	conf, date   string
+	dryRun, mail bool
+	latest       bool
 	// run: the operator's choice to replace an archive holding another dump, or to archive a
 	// dump that shrank past max_shrink; never a conf key, so never the default of a night.
 	replace, acceptShrink bool
+	restore               restoreOptions
 	words                 []string
 	now                   time.Time
 }
@@ -114,17 +118,18 @@ var commands = map[string]command{
 	"status": {flags: dateFlag, run: func(o *options) int { return status(o.conf, o.now) }},
 	"restore": {args: 1, flags: func(fs *flag.FlagSet, o *options) {
 		dateFlag(fs, o)
-		fs.BoolVar(&o.latest, "latest", false, "the newest archive")
-		fs.StringVar(&o.to, "to", ".", "the folder to extract the dump into")
+		fs.BoolVar(&o.latest, "latest", false, "the newest archive this host recorded")
+		fs.StringVar(&o.restore.to, "to", ".", "the folder to extract the dump into")
+		fs.BoolVar(&o.restore.serverSum, "use-server-checksum", false, "trust NAME.sha256 on the server when this host has no record")
+		fs.BoolVar(&o.restore.force, "force", false, "replace a file of the dump's name in --to")
 	}, run: func(o *options) int {
-		name := ""
 		if len(o.words) == 1 {
-			name = o.words[0]
+			o.restore.name = o.words[0]
 		}
-		if (name == "") == !o.latest {
+		if (o.restore.name == "") == !o.latest {
 			return usageError("restore wants an archive NAME or --latest: one of them", "archive list shows the names")
 		}
-		return restore(o.conf, o.now, name, o.to)
+		return restore(o.conf, o.now, o.restore)
 	}},
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -1422,6 +1424,54 @@ func faults() []fault {
 			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz held="sha256 \w+" note="replaced, as asked by --replace"`, `OK check=transfer .*verified=sha256`},
 			then:  archived},
 		junkNames("sftp"), junkNames("nfs"), junkNames("ftps"),
+		{name: "restore takes the newest archive this host recorded, and never a planted one, a link or another file", changes: true,
+			setup: func(f *fenv) {
+				secret := filepath.Join(f.dir, "secret")
+				os.WriteFile(secret, []byte("root:$6$hash"), 0o600)
+				// Planted with their own matching NAME.sha256: a link to a secret, and a file that
+				// is not the dump.
+				for name, hdr := range map[string]*tar.Header{
+					"20991231.tgz": {Typeflag: tar.TypeSymlink, Name: "dump.sql", Linkname: secret, Mode: 0o777},
+					"20991230.tgz": {Typeflag: tar.TypeReg, Name: "authorized_keys", Mode: 0o600, Size: 12},
+				} {
+					var b bytes.Buffer
+					zw := gzip.NewWriter(&b)
+					tw := tar.NewWriter(zw)
+					tw.WriteHeader(hdr)
+					if hdr.Size > 0 {
+						io.WriteString(tw, "ssh-ed25519 ")
+					}
+					tw.Close()
+					zw.Close()
+					f.plant(name, b.String())
+					f.plant(name+sidecarExt, sha(b.String())+"  "+name+"\n")
+				}
+			},
+			exit: exitOK, lines: []string{`OK check=transfer `},
+			then: func(f *fenv) {
+				to := filepath.Join(f.dir, "restored")
+				if code := f.archive("restore", "--latest", "--to", to); code != exitOK {
+					f.t.Errorf("restore --latest exits %d", code)
+				}
+				f.want(`restored .*/dump.sql from .*/` + faultName + `\n  archive sha256 \w+ \(matches this host.s record in `)
+				if got, _ := os.ReadFile(filepath.Join(to, "dump.sql")); string(got) != dump("first") {
+					f.t.Error("restore --latest did not give the published dump")
+				}
+				os.RemoveAll(to)
+				if code := f.archive("restore", "20991231.tgz", "--to", to); code != exitFailure {
+					f.t.Errorf("restore of a planted archive exits %d", code)
+				}
+				f.want(`no sha256 recorded for 20991231.tgz by this host`)
+				for _, name := range []string{"20991231.tgz", "20991230.tgz"} {
+					if code := f.archive("restore", name, "--use-server-checksum", "--to", to); code != exitFailure {
+						f.t.Errorf("restore %s --use-server-checksum exits %d", name, code)
+					}
+					f.want(`the archive is not a valid .tgz holding the dump alone, as a regular file`)
+				}
+				if entries, _ := os.ReadDir(to); len(entries) > 0 {
+					f.t.Errorf("a refused restore wrote in --to: %v", entries)
+				}
+			}},
 		plantedLinks("sftp", exitOK), plantedLinks("ftps", exitOK), plantedLinks("nfs", exitOK), plantedLinks("webdav", exitTransfer),
 
 		// Retention.

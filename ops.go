@@ -295,8 +295,19 @@ func list(path string, now time.Time) int {
 	return exitOK
 }
 
-// restore downloads an archive, proves it is the one uploaded, and extracts the dump.
-func restore(path string, now time.Time, name, to string) int {
+// restoreOptions are restore's own flags.
+type restoreOptions struct {
+	name, to string
+	// serverSum: the operator trusts the server's NAME.sha256 when this host has no record (a
+	// new machine); force: an existing file of the dump's name in --to is replaced.
+	serverSum, force bool
+}
+
+// restore downloads an archive, proves it is the one uploaded, and extracts the dump. The proof
+// is the sha256 this host recorded at upload; the server's NAME.sha256, which whoever can write
+// the archive can write too, only when the operator says so. --latest is the newest archive this
+// host recorded, never merely the newest name on the server.
+func restore(path string, now time.Time, o restoreOptions) int {
 	r, done, code := startOps(path, now)
 	if r == nil {
 		return code
@@ -316,50 +327,57 @@ func restore(path string, now time.Time, name, to string) int {
 	for _, f := range files {
 		listed[f.Name] = true
 	}
+	recs := readRecords(conf.StateDir)
+	name := o.name
 	if name == "" {
-		items, _ := planPrune(files, conf.NameFormat, now, retention{History: true, KeepDays: 1 << 30, KeepMin: 1}, "")
+		var ours []remoteFile
+		for _, f := range files {
+			if _, ok := recs[f.Name]; ok {
+				ours = append(ours, f)
+			}
+		}
+		items, _ := planPrune(ours, conf.NameFormat, now, retention{History: true, KeepDays: 1 << 30, KeepMin: 1}, "")
 		if len(items) == 0 {
-			return refuse("no archive on "+d.where(), "archive list shows the folder")
+			return refuse(fmt.Sprintf("no archive on %s that this host recorded in %s", d.where(), filepath.Join(conf.StateDir, recordsFile)),
+				"archive list shows the archives; name one, with --use-server-checksum if this host never uploaded it")
 		}
 		name = items[0].Name
 	}
 	if !listed[name] {
-		return refuse(fmt.Sprintf("no archive named %q on %s", name, d.where()), "archive list shows them")
+		return refuse(fmt.Sprintf("no archive named %q on %s", shown(name), d.where()), "archive list shows them")
 	}
 
-	// The expected sha256: this machine's record, else the one beside the archive; both must agree.
-	want, from := readRecords(conf.StateDir)[name], "state_dir/"+recordsFile
-	if listed[name+sidecarExt] {
+	want, from := recs[name], "this host's record in "+filepath.Join(conf.StateDir, recordsFile)
+	if want == "" {
+		if !o.serverSum {
+			return refuse(fmt.Sprintf("no sha256 recorded for %s by this host: its integrity cannot be proven", name),
+				"restore an archive this host uploaded, or add --use-server-checksum to trust "+name+sidecarExt+" on the server (anyone who can write the archive there can write it too)")
+		}
+		if !listed[name+sidecarExt] {
+			return refuse(fmt.Sprintf("no sha256 for %s: this host has no record and the server has no %s", name, name+sidecarExt), "restore another archive")
+		}
 		side := filepath.Join(r.work, "sidecar")
 		if _, fail := r.do(ctx, d.quick("restore", "get", name+sidecarExt, side), exitFailure); fail != nil {
 			return failed("cannot download "+name+sidecarExt, fail)
 		}
 		data, _ := os.ReadFile(side)
 		sum, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
-		switch {
-		case !hexSum.MatchString(sum):
+		if !hexSum.MatchString(sum) {
 			return refuse(name+sidecarExt+" on the server is not a sha256 line", "restore another archive; tell the server's administrator")
-		case want != "" && want != sum:
-			return refuse(fmt.Sprintf("the server's %s says %s but this machine recorded %s at upload: the server's copy was altered", name+sidecarExt, sum, want),
-				"do not trust this copy; restore an older archive and tell the server's administrator")
-		case want == "":
-			want, from = sum, name+sidecarExt+" on the server"
 		}
-	}
-	if want == "" {
-		return refuse(fmt.Sprintf("no sha256 recorded for %s (neither in %s nor beside it on the server): its integrity cannot be proven", name, filepath.Join(conf.StateDir, recordsFile)),
-			"restore an archive that this machine uploaded, or one with its .sha256 beside it")
+		want, from = sum, name+sidecarExt+" on the server, trusted as asked by --use-server-checksum"
 	}
 
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		return refuse(fmt.Sprintf("cannot create %q: %v", to, plainErr(err)), "choose another --to")
+	if err := os.MkdirAll(o.to, 0o700); err != nil {
+		return refuse(fmt.Sprintf("cannot create %q: %v", o.to, plainErr(err)), "choose another --to")
 	}
 	tgz := filepath.Join(r.work, name)
 	if _, fail := r.do(ctx, d.long("restore", "get", name, tgz), exitFailure); fail != nil {
 		return failed("cannot download "+name, fail)
 	}
-	abs, _ := filepath.Abs(to)
-	res, fail := r.do(ctx, step{check: "restore", script: "extract.sh", args: []string{tgz, want, abs}, timeout: conf.PackTimeout,
+	abs, _ := filepath.Abs(o.to)
+	env := []string{"ARCHIVE_EXPECTED_FILE=" + conf.ExpectedFile, "ARCHIVE_FORCE=" + yesNo(o.force)}
+	res, fail := r.do(ctx, step{check: "restore", script: "extract.sh", args: []string{tgz, want, abs}, env: env, timeout: conf.PackTimeout,
 		causes: extractCauses, timeoutKey: "[archive] timeout"}, exitFailure)
 	if fail != nil {
 		return failed(name, fail)

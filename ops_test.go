@@ -80,17 +80,26 @@ func TestRestoreRoundTripsAndRefusesATamperedArchive(t *testing.T) {
 		t.Fatal("the restored dump differs from the published one")
 	}
 
-	// From a fresh machine: no local record, the sidecar on the server is the reference.
+	// The dump's name is never written over, unless --force.
+	e.wantExit(e.run("restore", "--latest", "--to", out), exitFailure)
+	e.wantLine(`^archive: error: 20262811.tgz: the target folder already holds the dump's file name .*add --force`)
+	e.wantExit(e.run("restore", "--latest", "--to", out, "--force"), exitOK)
+
+	// From a fresh machine: no local record; the sidecar on the server only when told.
 	os.Remove(filepath.Join(e.dir, "state", recordsFile))
-	e.wantExit(e.run("restore", "20262811.tgz", "--to", filepath.Join(e.dir, "fresh")), exitOK)
-	e.wantLine(`matches 20262811.tgz.sha256 on the server`)
+	e.wantExit(e.run("restore", "20262811.tgz", "--to", filepath.Join(e.dir, "fresh")), exitFailure)
+	e.wantLine(`^archive: error: restore: no sha256 recorded for 20262811.tgz by this host`)
+	e.wantExit(e.run("restore", "--latest", "--to", filepath.Join(e.dir, "fresh")), exitFailure)
+	e.wantLine(`^archive: error: restore: no archive on .* that this host recorded`)
+	e.wantExit(e.run("restore", "20262811.tgz", "--use-server-checksum", "--to", filepath.Join(e.dir, "fresh")), exitOK)
+	e.wantLine(`matches 20262811.tgz.sha256 on the server, trusted as asked by --use-server-checksum`)
 
 	// The archive altered on the server: a loud failure, nothing extracted.
 	tgz := filepath.Join(e.ssh.env["DEST"], "20262811.tgz")
 	data, _ := os.ReadFile(tgz)
 	data[len(data)/2] ^= 0xff
 	os.WriteFile(tgz, data, 0o644)
-	e.wantExit(e.run("restore", "20262811.tgz", "--to", filepath.Join(e.dir, "bad")), exitFailure)
+	e.wantExit(e.run("restore", "20262811.tgz", "--use-server-checksum", "--to", filepath.Join(e.dir, "bad")), exitFailure)
 	e.wantLine(`^archive: error: 20262811.tgz: the archive is not the one uploaded`)
 	if _, err := os.Stat(filepath.Join(e.dir, "bad", "dump.sql")); err == nil {
 		t.Fatal("a tampered archive was extracted")

@@ -76,7 +76,7 @@ var destCauses = map[int]cause{
 var extractCauses = map[int]cause{
 	1:  {"the restore failed, for a reason the step names (detail=)", "--to", "read detail=; run extract.sh by hand"},
 	20: {"the archive is not the one uploaded (its sha256 differs from the record)", "[destination] path", "do not trust this copy; restore an older archive and tell the server's administrator"},
-	21: {"the archive is not a valid .tgz holding one file", "[destination] path", "restore an older archive"},
+	21: {"the archive is not a valid .tgz holding the dump alone, as a regular file", "[destination] path", "restore an older archive; an archive holding anything else was not made by archive"},
 	22: {"the target folder already holds the dump's file name", "--to", "move the file away or choose another folder"},
 	23: {"cannot write the dump in the target folder", "--to", "free space or fix permissions"},
 }
