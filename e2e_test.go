@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -591,4 +593,28 @@ func TestRunStopsWhenTheLogCannotBeOpened(t *testing.T) {
 	e.wantExit(e.run("--date", "2026-11-28"), exitUsage)
 	e.wantLine(`FAILED check=log cause="cannot open log file .*not a directory" key="\[log\] file"`)
 	e.noLine(`check=url`)
+}
+
+// The rerun= of a failed check runs as written, in a private folder of its own: the step before
+// it first (the download), then the failed step, with the same exit code and words.
+func TestRerunLineRepeatsTheFailedStepInAPrivateFolder(t *testing.T) {
+	e := newEnv(t)
+	e.src.zip.Store(makeZip(t, map[string]string{"other.sql": "x"}))
+	e.wantExit(e.run("--date", "2026-11-28"), exitZipContent)
+	m := regexp.MustCompile(`FAILED check=zip-content .* rerun=("(?:[^"\\]|\\.)*")`).FindStringSubmatch(e.output)
+	if m == nil {
+		t.Fatal("no rerun= on the FAILED line")
+	}
+	line, err := strconv.Unquote(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(line, `d=$(mktemp -d /tmp/archive-rerun.XXXXXX) && `) || strings.Contains(line, `\"`) || strings.Contains(line, "/tmp/archive-rerun/") || strings.Contains(line, e.dir+"/work") {
+		t.Fatalf("the rerun does not work in a private folder of its own: %s", line)
+	}
+	out, err := exec.Command("bash", "-c", line).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 22 || !strings.Contains(string(out), `holds no member named "dump.sql"`) {
+		t.Fatalf("the rerun gave %v:\n%s", err, out)
+	}
 }

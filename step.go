@@ -250,43 +250,51 @@ func fill(text string, facts map[string]string) string {
 }
 
 // rerun is the shell line that repeats a step by hand. Only non-secret values are ever in env.
-// The run's work folder is gone when an operator reads the log, so a rerun works in its own.
-const rerunDir = "/tmp/archive-rerun"
-
+// The run's work folder is gone when an operator reads the log, so a rerun works in a folder of
+// its own, made private by mktemp: never a fixed name in /tmp that another user could make first.
 func (r *stepRunner) rerun(s step) string {
+	line := r.rerunChain(s)
+	if strings.Contains(line, rerunVar) {
+		line = "d=$(mktemp -d /tmp/archive-rerun.XXXXXX) && " + line
+	}
+	return line
+}
+
+// rerunVar stands for the rerun's folder in its line; unquoted, since mktemp's name has no space
+// and a quote would come out of the log escaped (\"), breaking a copy and paste.
+const rerunVar = `$d/`
+
+// rerunChain is the step's command, after the step whose output it reads.
+func (r *stepRunner) rerunChain(s step) string {
 	var b strings.Builder
 	if s.before != nil {
-		b.WriteString(r.rerun(*s.before) + " && ")
-	} else if r.usesWorkDir(s) {
-		b.WriteString("mkdir -p " + rerunDir + " && ")
+		b.WriteString(r.rerunChain(*s.before) + " && ")
 	}
 	env := append([]string(nil), s.env...)
 	sort.Strings(env)
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")
-		fmt.Fprintf(&b, "%s=%s ", k, shellQuote(r.inRerunDir(v)))
+		fmt.Fprintf(&b, "%s=%s ", k, r.rerunWord(v))
 	}
 	b.WriteString(shellQuote(filepath.Join(r.stepsDir, s.script)))
 	for _, a := range s.args {
-		b.WriteString(" " + shellQuote(r.inRerunDir(a)))
+		b.WriteString(" " + r.rerunWord(a))
 	}
 	return b.String()
 }
 
-func (r *stepRunner) usesWorkDir(s step) bool {
-	for _, a := range append(append([]string(nil), s.args...), s.env...) {
-		if strings.Contains(a, r.tmpDir+"/") {
-			return true
+// rerunWord is a value for the rerun's line, quoted, its paths in the work folder moved to "$d".
+func (r *stepRunner) rerunWord(v string) string {
+	if r.tmpDir == "" || !strings.Contains(v, r.tmpDir+"/") {
+		return shellQuote(v)
+	}
+	parts := strings.Split(v, r.tmpDir+"/")
+	for i, p := range parts {
+		if p != "" {
+			parts[i] = shellQuote(p)
 		}
 	}
-	return false
-}
-
-func (r *stepRunner) inRerunDir(s string) string {
-	if r.tmpDir == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, r.tmpDir+"/", rerunDir+"/")
+	return strings.Join(parts, rerunVar)
 }
 
 func shellQuote(s string) string {
