@@ -108,6 +108,9 @@ func loadConf(path string) (*Conf, error) {
 		}
 		return nil, fmt.Errorf("cannot read conf %q: %s", abs, cause)
 	}
+	if st, err := os.Stat(abs); err == nil && st.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("conf %q is writable by group or others (mode %04o): whoever can write it decides what archive runs against; chmod go-w it", abs, st.Mode().Perm())
+	}
 	// Comments only on their own lines and no continuations: a value is data, so "a;b" or a path
 	// with "#" stays whole. Quotes around a whole value are removed ("a b" is a b).
 	f, err := ini.LoadSources(ini.LoadOptions{
@@ -343,6 +346,10 @@ func (v *validator) check(ck confKey, s string) any {
 		}
 		st, _ := fh.Stat()
 		fh.Close()
+		// A trust file (known_hosts, a CA, a key or a password) decides whom archive talks to.
+		if st.Mode().Perm()&0o022 != 0 {
+			return bad("%q is writable by group or others (mode %04o): whoever can write it decides what archive trusts; chmod go-w it", s, st.Mode().Perm())
+		}
 		if ck.kind == secretFile {
 			v.namesSecrets = true
 			if st.Mode().Perm()&0o077 != 0 {

@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -1269,12 +1271,41 @@ func faults() []fault {
 				f.zip(map[string]string{"dump.sql": strings.Repeat("INSERT INTO t VALUES (1, 'same');\n", 60000)})
 			},
 			exit: exitZipContent, check: "zip-content", cause: `cannot write the dump in the work folder \(disk full or permission\)" .*key="\[archive\] work_dir"`},
+		{name: "work dir filling up while the archive is packed fails archive naming work_dir and the disk",
+			setup: func(f *fenv) {
+				f.mountSmall(filepath.Join(f.dir, "work"), "1m", 0)
+				f.conf["archive"]["compressor"] = "gzip"
+				// The moment gzip starts, something else takes the rest of the disk.
+				f.record("gzip", `[[ "$*" == -c* ]] && head -c 2M /dev/zero >"$PWD/filler"`)
+			},
+			exit: exitArchive, check: "archive", cause: `cannot write the archive in the work folder \(disk full or permission\)" detail=".*no space left on device" key="\[archive\] work_dir"`},
+		{name: "a member whose deflate data holds two streams fails zip-content, and history = no keeps the last good archive",
+			setup: func(f *fenv) {
+				f.conf["retention"]["history"] = "no"
+				f.plant("20262711.tgz", "the last good archive")
+				body := dump("first")
+				var raw bytes.Buffer
+				for _, part := range []string{body[:len(body)/2], body[len(body)/2:]} {
+					fw, _ := flate.NewWriter(&raw, 6)
+					io.WriteString(fw, part)
+					fw.Close()
+				}
+				var z bytes.Buffer
+				zw := zip.NewWriter(&z)
+				w, _ := zw.CreateRaw(&zip.FileHeader{Name: "dump.sql", Method: zip.Deflate, CRC32: crc32.ChecksumIEEE([]byte(body)),
+					CompressedSize64: uint64(raw.Len()), UncompressedSize64: uint64(len(body)), Modified: time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)})
+				w.Write(raw.Bytes())
+				zw.Close()
+				f.src.zip.Store(z.Bytes())
+			},
+			exit: exitZipContent, check: "zip-content", cause: `the zip is corrupt or truncated" detail=".*inflates to \d+ bytes, its directory says \d+`,
+			then: func(f *fenv) { f.wantPlanted("20262711.tgz", "the last good archive") }},
 		{name: "read-only work dir fails archive naming work_dir",
 			setup: func(f *fenv) {
 				f.needRoot("a read-only tmpfs")
 				work := filepath.Join(f.dir, "work")
 				os.Mkdir(work, 0o700)
-				if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", work).CombinedOutput(); err != nil {
+				if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", work).CombinedOutput(); err != nil {
 					f.t.Fatalf("mount: %v %s", err, out)
 				}
 				f.t.Cleanup(func() { exec.Command("umount", "-l", work).Run() })
@@ -1339,7 +1370,7 @@ func faults() []fault {
 			},
 			exit: exitChanged, check: "changed", cause: `cannot read state file .*permission denied" key="\[archive\] state_dir"`},
 		{name: "state that cannot be written after the upload fails, and the rerun uploads nothing", changes: true,
-			setup: func(f *fenv) { os.MkdirAll(filepath.Join(f.dir, "state", stateFile+".tmp"), 0o700) },
+			setup: func(f *fenv) { os.MkdirAll(filepath.Join(f.dir, "state", stateFile+".tmp", "x"), 0o700) },
 			run: func(f *fenv) int {
 				if code := f.archive("--date", faultDay); code != exitFailure {
 					f.t.Errorf("the run whose state cannot be written exits %d, want %d", code, exitFailure)
@@ -1347,7 +1378,7 @@ func faults() []fault {
 				f.want(`FAILED check=state cause="cannot write .*" key="\[archive\] state_dir" hint="the archive is on the server, but the next run will archive the same dump again`)
 				f.wantArchive(faultName, dump("first"))
 				f.first = f.output
-				os.Remove(filepath.Join(f.dir, "state", stateFile+".tmp"))
+				os.RemoveAll(filepath.Join(f.dir, "state", stateFile+".tmp"))
 				return f.archive("--date", faultDay)
 			},
 			exit:  exitOK,
@@ -1781,7 +1812,8 @@ func faults() []fault {
 				for _, tool := range []string{"pigz", "gzip"} {
 					f.record(tool, `stat -c '%a %F %n' "$PWD/.." "$PWD" "$PWD"/*`)
 				}
-				f.record("mutt", `d=$(dirname "$3"); stat -c '%a %F %n' "$d" "$d"/*`)
+				// mail.sh runs in the mail's own folder; mutt's muttrc is a pipe (/dev/fd).
+				f.record("mutt", `stat -c '%a %F %n' "$PWD" "$PWD"/*`)
 			},
 			exit: exitOK,
 			then: func(f *fenv) {
@@ -1851,6 +1883,106 @@ func faults() []fault {
 			exit: exitUsage, check: "conf", cause: `\[`,
 			lines: []string{`\[source\] insecure \(line \d+\): unknown key`, `\[source\] verify_tls \(line \d+\): unknown key`, `\[destination\] strict_host_key_checking \(line \d+\): unknown key`,
 				`\[destination\] known_hosts \(line \d+\): is required`, `\[mail\] starttls \(line \d+\): must be yes when smtp_user is set`}},
+		{name: "a state_dir others can write is refused before anything is done, naming the key",
+			setup: func(f *fenv) {
+				os.MkdirAll(filepath.Join(f.dir, "state"), 0o700)
+				os.Chmod(filepath.Join(f.dir, "state"), 0o777)
+			},
+			exit: exitFailure, check: "lock", cause: `state_dir \S+/state\S+ is writable by group or others \(mode 0777\): another user could read the dump or plant links there; chmod 700 it" key="\[archive\] state_dir"`},
+		{name: "a work_dir inside a folder others can write (no sticky bit) is refused, naming the key",
+			setup: func(f *fenv) {
+				shared := filepath.Join(f.dir, "shared")
+				os.Mkdir(shared, 0o777)
+				os.Chmod(shared, 0o777)
+				f.conf["archive"]["work_dir"] = filepath.Join(shared, "work")
+			},
+			exit: exitArchive, check: "archive", cause: `work_dir \S+/shared/work\S+ is inside \S+/shared\S+, which others can write \(mode 0777, no sticky bit\): another user could swap the folder; chmod o-w it" key="\[archive\] work_dir"`},
+		{name: "a link planted as a file archive writes in state_dir is never written through", changes: true,
+			setup: func(f *fenv) {
+				victim := filepath.Join(f.dir, "victim")
+				os.WriteFile(victim, []byte("root only"), 0o600)
+				os.MkdirAll(filepath.Join(f.dir, "state"), 0o700)
+				for _, n := range []string{stateFile + ".tmp", recordsFile + ".tmp", lastRunFile + ".tmp"} {
+					os.Symlink(victim, filepath.Join(f.dir, "state", n))
+				}
+			},
+			exit: exitOK, then: func(f *fenv) {
+				archived(f)
+				if got, _ := os.ReadFile(filepath.Join(f.dir, "victim")); string(got) != "root only" {
+					f.t.Errorf("a file was written through a link planted in state_dir: %q", got)
+				}
+			}},
+		{name: "known_hosts others can write is refused, naming the key",
+			setup: func(f *fenv) {
+				os.Chmod(f.conf["destination"]["known_hosts"], 0o666)
+				f.t.Cleanup(func() { os.Chmod(f.conf["destination"]["known_hosts"], 0o644) })
+			},
+			exit: exitUsage, check: "conf", cause: `\[destination\] known_hosts \(line \d+\): \S+ is writable by group or others \(mode 0666\): whoever can write it decides what archive trusts; chmod go-w it`},
+		{name: "user configuration planted in HOME (ssh, curl, mutt, smbclient) changes nothing and runs nothing", changes: true,
+			setup: func(f *fenv) {
+				f.mailConf("always")
+				cmd := "touch " + f.home + "-i1"
+				os.MkdirAll(filepath.Join(f.home, ".ssh"), 0o700)
+				os.MkdirAll(filepath.Join(f.home, ".smb"), 0o700)
+				for name, body := range map[string]string{
+					".ssh/config":   "Host *\n  ProxyCommand " + cmd + "\n  PermitLocalCommand yes\n  LocalCommand " + cmd + "\n",
+					".muttrc":       "set sendmail=\"" + cmd + "\"\n",
+					".curlrc":       "output = " + f.home + "-i2\n",
+					".popt":         "rsync alias --x -e'" + cmd + "'\n",
+					".smb/smb.conf": "[global]\n  log file = " + f.home + "-i3\n",
+				} {
+					os.WriteFile(filepath.Join(f.home, name), []byte(body), 0o600)
+				}
+			},
+			exit: exitOK, then: func(f *fenv) {
+				archived(f)
+				noInjection(f)
+			}},
+		{name: "kill -9 during the mail leaves no secret on disk, and the next run sweeps what it left", changes: true,
+			setup: func(f *fenv) { f.mailConf("always") },
+			run: func(f *fenv) int {
+				marker := f.pauseAt("mutt", "*")
+				p := f.start("--date", faultDay)
+				f.waitFor("the mail to be under way", paused(marker))
+				// Every file archive writes: its folders, and /tmp where the mail lived before 2026-12.
+				roots, _ := filepath.Glob(filepath.Join(os.TempDir(), "archive-mail*"))
+				seen := 0
+				for _, root := range append(roots, filepath.Join(f.dir, "work"), filepath.Join(f.dir, "state"), filepath.Join(f.dir, "archive.log")) {
+					filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+						if data, rerr := os.ReadFile(path); err == nil && d.Type().IsRegular() && rerr == nil {
+							seen++
+							f.noSecrets(path+" (during the mail)", string(data))
+						}
+						return nil
+					})
+				}
+				if seen < 5 {
+					f.t.Errorf("only %d files seen during the mail", seen)
+				}
+				killTree(p.cmd.Process.Pid)
+				p.wait()
+				f.first = f.output
+				if left, _ := filepath.Glob(filepath.Join(f.dir, "work", "run-mail-*")); len(left) == 0 {
+					f.t.Error("the killed mail left no folder in work_dir: it was not killed during the mail")
+				}
+				f.bin = ""
+				return f.archive("--date", faultDay)
+			},
+			// The killed run had archived the dump: the next one finds it unchanged.
+			exit: exitWarning, check: "changed", cause: `the dump is the same as the last one archived`,
+			lines: []string{`INFO check=cleanup removed=\S+/run-mail-\S+ reason="left by an interrupted run"`}, then: archived},
+		{name: "a log on a full disk fails the run on stderr and in the exit code, even when the archive is safe", changes: true,
+			setup: func(f *fenv) {
+				logDir := filepath.Join(f.dir, "log")
+				f.mountSmall(logDir, "64k", os.Geteuid())
+				f.conf["log"]["file"] = "log/archive.log"
+				fill, _ := os.Create(filepath.Join(logDir, "filler"))
+				for _, err := fill.Write(make([]byte, 4096)); err == nil; _, err = fill.Write(make([]byte, 512)) {
+				}
+				fill.Close()
+			},
+			exit: exitFailure, check: "log", cause: `cannot write the log file \S+ no space left on device" key="\[log\] file" hint="free space on the log's disk`,
+			lines: []string{`archive: error: cannot write the log file .*no space left on device`}, then: archived},
 		{name: "a ~/.curlrc asking for insecure does not turn TLS verification off",
 			setup: func(f *fenv) {
 				os.WriteFile(filepath.Join(f.home, ".curlrc"), []byte("insecure\n"), 0o644)

@@ -113,6 +113,10 @@ func (j *job) unlock() {
 // finish logs the failure, if any, and what it prevented; cleans up; mails the report, writes
 // last-run.json and pings the monitor; and ends the log with the RESULT line.
 func (j *job) finish(f *failure) int {
+	if j.log.lost != "" && f == nil {
+		f = &failure{check: "log", exit: exitFailure, cause: j.log.lost, key: "[log] file",
+			hint: "free space on the log's disk (or fix it): this run's lines are missing from the log, so its outcome is a failure"}
+	}
 	code := exitOK
 	switch {
 	case f != nil:

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 )
@@ -29,6 +30,7 @@ type logger struct {
 	out    []io.Writer
 	file   *os.File
 	broken string   // why the log file could not be opened: the run must not go on unrecorded
+	lost   string   // why a line could not be written to it (a full disk): the run fails
 	lines  []string // this run's lines, for the mail's attachment; never read back
 	// secrets are shown as *** wherever they would appear: the values in the source URL's query
 	// (a token of a presigned or private link).
@@ -71,7 +73,8 @@ func openLog(conf *Conf) *logger {
 		return l
 	}
 	os.MkdirAll(filepath.Dir(conf.LogFile), 0o750)
-	f, err := os.OpenFile(conf.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	// Never through a link: it would make archive append to a file of someone else's choice.
+	f, err := os.OpenFile(conf.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		l.out = []io.Writer{os.Stderr}
 		l.broken = fmt.Sprintf("cannot open log file %q: %v", conf.LogFile, plainErr(err))
@@ -104,7 +107,11 @@ func (l *logger) write(status, check string, facts []fact) {
 	line := b.String()
 	l.lines = append(l.lines, line)
 	for _, w := range l.out {
-		fmt.Fprintln(w, line)
+		// Only the file's errors count: a closed stdout (archive | head) is the reader's choice.
+		if _, err := fmt.Fprintln(w, line); err != nil && w == io.Writer(l.file) && l.lost == "" {
+			l.lost = fmt.Sprintf("cannot write the log file %q: %v", l.file.Name(), plainErr(err))
+			fmt.Fprintln(os.Stderr, "archive: error: "+l.lost)
+		}
 	}
 }
 

@@ -28,7 +28,13 @@ func mailReport(conf *Conf, log *logger, res *result, code int) int {
 	if m.Send == "never" || (m.Send == "failure" && outcome == "SUCCESS") || !m.Usable {
 		return code
 	}
-	dir, err := os.MkdirTemp("", "archive-mail-")
+	// In work_dir, under the prefix the next run sweeps: nothing a killed run wrote for the mail
+	// stays (the password itself never touches the disk: mail.sh pipes it to mutt). /tmp only
+	// when work_dir is what failed.
+	dir, err := os.MkdirTemp(conf.WorkDir, workPrefix+"mail-")
+	if err != nil {
+		dir, err = os.MkdirTemp("", "archive-mail-")
+	}
 	if err != nil {
 		log.failed("mail", kv("cause", "cannot make a temporary folder: "+plainErr(err)))
 		return mailFailed(code)

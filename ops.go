@@ -39,8 +39,8 @@ func loadForOps(path string) (*Conf, bool) {
 // opsJob is the job of a command run by hand: its own folder in work_dir (where the space for a
 // dump is), no log file, output for a person. lock is the run's lock when the command holds it.
 func opsJob(conf *Conf, now time.Time, lock *lockFile) (*job, func(), error) {
-	if err := os.MkdirAll(conf.WorkDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("cannot create work_dir %q: %v", conf.WorkDir, plainErr(err))
+	if err := privateDir(conf.WorkDir, "work_dir"); err != nil {
+		return nil, nil, err
 	}
 	dir, err := os.MkdirTemp(conf.WorkDir, "ops-")
 	if err != nil {

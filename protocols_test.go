@@ -137,9 +137,9 @@ func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
 			e.wantExit(e.run("--date", "2026-11-29"), exitWarning)
 			e.wantLine(`SKIPPED check=transfer reason="unchanged dump`)
 
-			// Restore through the protocol, from the sidecar alone.
+			// Restore through the protocol, from the sidecar alone (a fresh machine, as told).
 			os.Remove(filepath.Join(e.dir, "state", recordsFile))
-			e.wantExit(e.run("restore", "--latest", "--to", filepath.Join(e.dir, "back")), exitOK)
+			e.wantExit(e.run("restore", "20261128.tgz", "--use-server-checksum", "--to", filepath.Join(e.dir, "back")), exitOK)
 			if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
 				t.Fatal("restore did not give the dump back")
 			}

@@ -100,7 +100,9 @@ func writeState(dir string, s state) error {
 func writeFileAtomic(dir, name string, body []byte) error {
 	path := filepath.Join(dir, name)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A fresh file, never an entry found there (a link would be written through).
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("cannot write %q: %v", tmp, plainErr(err))
 	}
@@ -132,11 +134,11 @@ var errLocked = errors.New("another archive run is active")
 type lockFile struct{ f *os.File }
 
 func takeLock(dir string) (*lockFile, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create state_dir %q: %v", dir, plainErr(err))
+	if err := privateDir(dir, "state_dir"); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, "archive.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open lock file %q: %v", path, plainErr(err))
 	}
@@ -176,6 +178,36 @@ func (l *lockFile) release() {
 	l.f.Close()
 }
 
+// privateDir makes dir (0700) when it is missing, and refuses one that another user could change:
+// dir itself writable by group or others, or a folder above it writable by others without the
+// sticky bit (/tmp has it), or owned by another user than root or this one. Another user could
+// otherwise swap the run's folder (and read the dump) or plant a link as a file archive writes.
+func privateDir(dir, key string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cannot create %s %q: %v", key, dir, plainErr(err))
+	}
+	me := uint32(os.Geteuid())
+	for p, top := dir, true; ; p, top = filepath.Dir(p), false {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("cannot use %s %q: %v", key, dir, plainErr(err))
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		mode := st.Mode()
+		switch {
+		case top && mode.Perm()&0o022 != 0:
+			return fmt.Errorf("%s %q is writable by group or others (mode %04o): another user could read the dump or plant links there; chmod 700 it", key, dir, mode.Perm())
+		case !top && mode.Perm()&0o002 != 0 && mode&os.ModeSticky == 0:
+			return fmt.Errorf("%s %q is inside %q, which others can write (mode %04o, no sticky bit): another user could swap the folder; chmod o-w it", key, dir, p, mode.Perm())
+		case sys.Uid != 0 && sys.Uid != me:
+			return fmt.Errorf("%s %q: %q belongs to another user (uid %d), who could swap it; give it to this user or root", key, dir, p, sys.Uid)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
 // workDir is the run's own folder under work_dir, removed whatever happens.
 type workDir struct{ dir string }
 
@@ -184,8 +216,8 @@ const workPrefix = "run-"
 // newWorkDir removes what a killed run left (we hold the lock, so no run is using it) and makes
 // this run's folder, private to the user.
 func newWorkDir(base, runID string, log *logger) (*workDir, error) {
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create work_dir %q: %v", base, plainErr(err))
+	if err := privateDir(base, "work_dir"); err != nil {
+		return nil, err
 	}
 	old, _ := filepath.Glob(filepath.Join(base, workPrefix+"*"))
 	for _, d := range old {

@@ -146,6 +146,7 @@ type stepRunner struct {
 
 func newStepRunner(tmp string, lock *lockFile) *stepRunner {
 	r := &stepRunner{stepsDir: stepsDir(), tmpDir: tmp}
+	os.Mkdir(filepath.Join(tmp, ".home"), 0o700)
 	if lock != nil {
 		r.lock = lock.f
 	}
@@ -191,18 +192,18 @@ func (r *stepRunner) exec(ctx context.Context, s step) stepResult {
 	return res
 }
 
-// baseEnv is all a step inherits: no stray ARCHIVE_* from the caller's shell, C messages that the
-// scripts can parse, and temporary files in the run's own work folder.
+// baseEnv is all a step inherits: no stray ARCHIVE_* (or TAR_OPTIONS, SSL_CERT_FILE...) from the
+// caller's shell, C messages that the scripts can parse, and temporary files and HOME in the
+// run's own work folder.
 func baseEnv(tmp string) []string {
 	path := os.Getenv("PATH")
 	if path == "" {
 		path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 	}
-	env := []string{"PATH=" + path, "LC_ALL=C", "TMPDIR=" + tmp}
-	if h := os.Getenv("HOME"); h != "" {
-		env = append(env, "HOME="+h)
-	}
-	return env
+	// HOME is an empty folder of the run's own: no ~/.ssh/config, ~/.curlrc, ~/.muttrc, ~/.popt or
+	// ~/.smb of the user running archive (or planted in state_dir, the default HOME) can change
+	// what a tool does. The scripts also tell each tool to ignore its user configuration.
+	return []string{"PATH=" + path, "LC_ALL=C", "TMPDIR=" + tmp, "HOME=" + filepath.Join(tmp, ".home")}
 }
 
 // parseFacts reads the key=value lines a step prints on stdout.

@@ -38,7 +38,7 @@ umask 077
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-work="" rcfile="" # globals for cleanup
+work="" rcfile="" secret_rc="" # globals: cleanup reads the first two, main the last
 
 cleanup() {
   [[ -z $rcfile ]] || rm -rf -- "$rcfile" "$rcfile".{certs,err,body,sendmail,mta,tmp}
@@ -78,7 +78,8 @@ transport_rc() {
     [[ -n ${ARCHIVE_MAIL_SMTP_PASSWORD_FILE:-} ]] || die 2 "ARCHIVE_MAIL_SMTP_USER is set but ARCHIVE_MAIL_SMTP_PASSWORD_FILE is not"
     IFS= read -r pass <"$ARCHIVE_MAIL_SMTP_PASSWORD_FILE" || [[ -n $pass ]] ||
       die 2 "cannot read a password from \"$ARCHIVE_MAIL_SMTP_PASSWORD_FILE\" (ARCHIVE_MAIL_SMTP_PASSWORD_FILE)"
-    echo "set smtp_pass=$(q "${pass%$'\r'}")"
+    # Never on disk: mutt reads it from a pipe (see main), so no file holds it after a kill -9.
+    secret_rc="set smtp_pass=$(q "${pass%$'\r'}")"
     user="$(urlencode "$user")@"
   fi
   echo "set smtp_url=$(q "$scheme://$user$host:$port/") ssl_force_tls=$tls ssl_starttls=$tls"
@@ -148,7 +149,9 @@ main() {
   body=${ARCHIVE_MAIL_BODY_FILE:-$rcfile.body}
   [[ -n ${ARCHIVE_MAIL_BODY_FILE:-} ]] ||
     echo "This is a test message from archive on $(uname -n), sent $(date -R)." >"$body"
-  timeout -k 5 "$timeout" mutt -n -F "$rcfile" -s "$subject" "${args[@]}" \
+  # The muttrc reaches mutt through a pipe, the password appended there (printf is a builtin: not
+  # on any command line).
+  timeout -k 5 "$timeout" mutt -n -F <(cat -- "$rcfile" && printf '%s\n' "$secret_rc") -s "$subject" "${args[@]}" \
     <"$body" >/dev/null 2>"$rcfile.err" || rc=$?
   [[ $rc -eq 0 ]] || cause "$rc"
 }

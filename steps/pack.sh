@@ -46,7 +46,11 @@ compress() {
   # Hash while writing: the archive is not read back just to checksum it.
   sum=$(tar -C "$(dirname -- "$sql")" -cf - -- "$name" 2>"$err" |
     "$zip" -c -n "-${ARCHIVE_COMPRESSION_LEVEL:-6}" 2>>"$err" | tee -- "$part" 2>>"$err" | sha256) || {
-    grep -qi 'no space' "$err" && die 21 "cannot write the archive in $(dirname -- "$part"): no space left on device"
+    # The messages file lives on the same disk: a full disk may have kept the tools' words from
+    # it, so the disk itself is asked too.
+    if grep -qi 'no space' "$err" || [[ $(stat -f -c %a -- "$(dirname -- "$part")") == 0 ]]; then
+      die 21 "cannot write the archive in $(dirname -- "$part"): no space left on device"
+    fi
     grep -qi 'permission denied' "$err" && die 21 "cannot write the archive in $(dirname -- "$part"): permission denied"
     die 20 "packing failed: $(tail -n 1 "$err")"
   }
