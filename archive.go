@@ -40,6 +40,7 @@ const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [-
        archive [-c FILE] check [--date YYYY-MM-DD] [--mail]
        archive [-c FILE] list [--date YYYY-MM-DD]
        archive [-c FILE] restore (NAME | --latest) [--to DIR] [--force] [--use-server-checksum]
+                                [--identity FILE]
        archive [-c FILE] status [--date YYYY-MM-DD]
        archive --version
 
@@ -55,7 +56,7 @@ list     the archives on the server, with what the next prune would delete and w
 restore  download an archive, verify it against the sha256 this host recorded at upload (the
          server's NAME.sha256 only with --use-server-checksum), extract the dump into DIR
          (default .), never over an existing file unless --force; --latest: the newest
-         archive this host recorded
+         archive this host recorded; --identity FILE decrypts an encrypted NAME.tgz.age
 status   the last run, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
@@ -122,6 +123,7 @@ var commands = map[string]command{
 		fs.StringVar(&o.restore.to, "to", ".", "the folder to extract the dump into")
 		fs.BoolVar(&o.restore.serverSum, "use-server-checksum", false, "trust NAME.sha256 on the server when this host has no record")
 		fs.BoolVar(&o.restore.force, "force", false, "replace a file of the dump's name in --to")
+		fs.StringVar(&o.restore.identity, "identity", "", "the age identity file that decrypts NAME.tgz.age")
 	}, run: func(o *options) int {
 		if len(o.words) == 1 {
 			o.restore.name = o.words[0]

@@ -26,6 +26,7 @@ var confKeys = []confKey{
 	{s: "archive", k: "state_dir", def: "/var/lib/archive", kind: localPath, req: true, field: "StateDir"},
 	{s: "archive", k: "on_unchanged", def: "skip", kind: choice, choices: []string{"skip", "fail", "archive"}, field: "OnUnchanged"},
 	{s: "archive", k: "compressor", def: "auto", kind: choice, choices: []string{"auto", "gzip", "pigz", "reuse"}, field: "Compressor"},
+	{s: "archive", k: "encrypt_to", kind: readable, field: "EncryptTo"},
 	{s: "archive", k: "compression_level", def: "6", kind: integer, lo: 1, hi: 9, field: "CompressionLevel"},
 	{s: "archive", k: "timeout", def: "7200", kind: seconds, lo: 1, hi: week, field: "PackTimeout"},
 	{s: "archive", k: "max_unchanged_days", def: "3", kind: integer, lo: 0, hi: 3650, field: "MaxUnchangedDays"},
@@ -135,13 +136,14 @@ type Conf struct {
 	MinSize      int64
 	MaxSize      int64
 	MaxShrink    int  // percent a dump may shrink from the last archived one; 100: any
-	Conditional  bool // send the last archived zip's ETag and Last-Modified; 304 means unchanged
+	Conditional  bool // send the last archived zip's strong ETag; 304 means unchanged
 
 	NameFormat       string
 	WorkDir          string
 	StateDir         string
 	OnUnchanged      string
 	Compressor       string
+	EncryptTo        string // a file of age recipients; "": archives are not encrypted
 	CompressionLevel int
 	PackTimeout      time.Duration
 	MaxUnchangedDays int

@@ -173,7 +173,7 @@ func documentedCodes(t *testing.T, script string) map[int]bool {
 func TestStepExitCodesAreExplainedAndDocumented(t *testing.T) {
 	tables := map[string]map[int]cause{"fetch.sh": fetchCauses, "unpack.sh": unpackCauses, "pack.sh": packCauses, "extract.sh": extractCauses,
 		"dest-sftp.sh": destCauses, "dest-ftps.sh": destCauses, "dest-webdav.sh": destCauses, "dest-smb.sh": destCauses, "dest-nfs.sh": destCauses,
-		"mail.sh": mailCauses, "ping.sh": nil}
+		"mail.sh": mailCauses, "ping.sh": nil, "encrypt.sh": encryptCauses}
 	scripts, _ := filepath.Glob("steps/*.sh")
 	for _, path := range scripts {
 		if _, ok := tables[filepath.Base(path)]; !ok && filepath.Base(path) != "lib.sh" {

@@ -228,7 +228,7 @@ func (j *job) upload(ctx context.Context, d dest, check string, exit int, local,
 // archive, so that a restore from a fresh machine can still prove the archive intact. A problem
 // makes the run a WARNING: the archive itself is safe.
 func (j *job) recordChecksum(ctx context.Context, d dest, a archiveFile) {
-	if err := addRecord(j.conf.StateDir, a.name, a.sha256); err != nil {
+	if err := addRecord(j.conf.StateDir, a, j.res.DumpSHA256); err != nil {
 		j.warning("record", err.Error(), kv("key", "[archive] state_dir"))
 		return
 	}

@@ -449,13 +449,36 @@ func (j *job) pack(ctx context.Context, z zipFile) (archiveFile, *failure) {
 	os.Remove(sql)
 	os.Remove(z.path)
 	a.sha256, a.size = res.facts["sha256"], atoi64(res.facts["size"])
+	encrypted := ""
+	if c.EncryptTo != "" {
+		enc, f := j.encrypt(ctx, a, &s)
+		if f != nil {
+			return a, f
+		}
+		a, encrypted = enc, "age"
+	}
 	j.res.Archive, j.res.ArchiveSHA256, j.res.ArchiveSize = a.name, a.sha256, a.size
 	note := ""
 	if z.whyNotReused != "" && c.mayReuse() {
 		note = "the zip's data could not be reused (" + z.whyNotReused + "): compressed again"
 	}
-	j.ok("archive", kv("name", name), kv("size", a.size), kv("sha256", a.sha256), kv("compressor", res.facts["compressor"]), kv("note", note))
+	j.ok("archive", kv("name", a.name), kv("size", a.size), kv("sha256", a.sha256), kv("compressor", res.facts["compressor"]), kv("encrypted", encrypted), kv("note", note))
 	return a, nil
+}
+
+// encrypt makes NAME.tgz.age of the archive with age, to the public keys of encrypt_to, and
+// removes the plain one: what is uploaded, recorded and verified is the encrypted file.
+func (j *job) encrypt(ctx context.Context, a archiveFile, packed *step) (archiveFile, *failure) {
+	enc := archiveFile{name: a.name + encryptedExt, path: a.path + encryptedExt}
+	s := step{check: "archive", script: "encrypt.sh", args: []string{a.path, enc.path}, env: []string{"ARCHIVE_RECIPIENTS=" + j.conf.EncryptTo},
+		timeout: j.conf.PackTimeout, causes: encryptCauses, timeoutKey: "[archive] timeout", before: packed}
+	res, f := j.do(ctx, s, exitArchive)
+	os.Remove(a.path)
+	if f != nil {
+		return a, f
+	}
+	enc.sha256, enc.size = res.facts["sha256"], atoi64(res.facts["size"])
+	return enc, nil
 }
 
 // 6. connection: the server answers and the login works.

@@ -14,6 +14,10 @@ import (
 
 const archiveExt = ".tgz"
 
+// encryptedExt follows archiveExt on an archive encrypted with age ([archive] encrypt_to): a
+// folder may hold both kinds, after encryption was turned on or off, and retention reads both.
+const encryptedExt = ".age"
+
 var nameFormatChars = regexp.MustCompile(`^[A-Za-z0-9._%-]+$`)
 
 // checkNameFormat accepts formats that turn into a file name and back into a date without
@@ -72,7 +76,7 @@ func parseArchiveName(format, name string) (time.Time, bool) {
 	}
 	d := time.Date(fields["%Y"], time.Month(fields["%m"]), fields["%d"], 0, 0, 0, 0, time.UTC)
 	// 2026-02-30 would come back as 2026-03-02: only a real day makes its own name.
-	if archiveName(format, d) != name {
+	if archiveName(format, d) != strings.TrimSuffix(name, encryptedExt) {
 		return time.Time{}, false
 	}
 	return d, true
@@ -93,7 +97,7 @@ func nameRegexp(format string) *regexp.Regexp {
 		}
 		i = loc[1]
 	}
-	b.WriteString(regexp.QuoteMeta(format[i:]+archiveExt) + "$")
+	b.WriteString(regexp.QuoteMeta(format[i:]+archiveExt) + `(?:` + regexp.QuoteMeta(encryptedExt) + `)?$`)
 	return regexp.MustCompile(b.String())
 }
 

@@ -165,6 +165,18 @@ func check(path string, now time.Time, withMail bool) int {
 	}
 	defer done()
 	ctx := context.Background()
+	if conf.EncryptTo != "" {
+		// Encrypted, never decrypted: the backup host holds no identity.
+		in := filepath.Join(r.work, "probe.tgz")
+		os.WriteFile(in, []byte("archive check\n"), 0o600)
+		res, fail := r.do(ctx, step{check: "archive", script: "encrypt.sh", args: []string{in, in + encryptedExt}, env: []string{"ARCHIVE_RECIPIENTS=" + conf.EncryptTo},
+			timeout: time.Minute, causes: encryptCauses, timeoutKey: "[archive] timeout"}, exitArchive)
+		if fail != nil {
+			ck.failure("encryption", fail)
+		} else {
+			ck.ok("encryption", fmt.Sprintf("age, to %s recipients%s: a probe encrypted", res.facts["recipients"], recipientsOf(conf.EncryptTo)))
+		}
+	}
 	res, fail := r.do(ctx, sourceStep(conf, "url", 0, "probe"), exitURL)
 	if fail != nil {
 		ck.failure("source", fail)
@@ -236,6 +248,9 @@ func toolsNeeded(c *Conf) []string {
 	if c.Mail.Send != "never" {
 		tools = append(tools, "mutt")
 	}
+	if c.EncryptTo != "" {
+		tools = append(tools, "age")
+	}
 	return tools
 }
 
@@ -301,6 +316,8 @@ type restoreOptions struct {
 	// serverSum: the operator trusts the server's NAME.sha256 when this host has no record (a
 	// new machine); force: an existing file of the dump's name in --to is replaced.
 	serverSum, force bool
+	// identity: the age identity file that decrypts a NAME.tgz.age; read by age, never logged.
+	identity string
 }
 
 // restore downloads an archive, proves it is the one uploaded, and extracts the dump. The proof
@@ -368,6 +385,15 @@ func restore(path string, now time.Time, o restoreOptions) int {
 		want, from = sum, name+sidecarExt+" on the server, trusted as asked by --use-server-checksum"
 	}
 
+	if strings.HasSuffix(name, encryptedExt) && o.identity == "" {
+		return refuse(name+" is encrypted: add --identity FILE, the age identity of one of its recipients",
+			"the public keys it was encrypted to are in [archive] encrypt_to"+recipientsOf(conf.EncryptTo)+"; archive check shows them too")
+	}
+	if o.identity != "" {
+		if _, err := os.Stat(o.identity); err != nil {
+			return refuse(fmt.Sprintf("--identity %q: %v", o.identity, plainErr(err)), "give the path of an age identity file (made with age-keygen)")
+		}
+	}
 	if err := os.MkdirAll(o.to, 0o700); err != nil {
 		return refuse(fmt.Sprintf("cannot create %q: %v", o.to, plainErr(err)), "choose another --to")
 	}
@@ -377,13 +403,40 @@ func restore(path string, now time.Time, o restoreOptions) int {
 	}
 	abs, _ := filepath.Abs(o.to)
 	env := []string{"ARCHIVE_EXPECTED_FILE=" + conf.ExpectedFile, "ARCHIVE_FORCE=" + yesNo(o.force)}
+	dump := readFacts(conf.StateDir)[name].dump
+	if dump != "" {
+		env = append(env, "ARCHIVE_DUMP_SHA256="+dump)
+	}
+	if strings.HasSuffix(name, encryptedExt) {
+		abs, _ := filepath.Abs(o.identity)
+		env = append(env, "ARCHIVE_IDENTITY_FILE="+abs)
+	}
 	res, fail := r.do(ctx, step{check: "restore", script: "extract.sh", args: []string{tgz, want, abs}, env: env, timeout: conf.PackTimeout,
 		causes: extractCauses, timeoutKey: "[archive] timeout"}, exitFailure)
 	if fail != nil {
 		return failed(name, fail)
 	}
-	fmt.Printf("restored %s from %s\n  archive sha256 %s (matches %s)\n  dump    sha256 %s, %s\n", res.facts["path"], d.remote(name), want, from, res.facts["sha256"], human(atoi64(res.facts["size"])))
+	proof := ""
+	if dump != "" {
+		proof = " (matches the dump's record)"
+	}
+	fmt.Printf("restored %s from %s\n  archive sha256 %s (matches %s)\n  dump    sha256 %s%s, %s\n", res.facts["path"], d.remote(name), want, from, res.facts["sha256"], proof, human(atoi64(res.facts["size"])))
 	return exitOK
+}
+
+// recipientsOf lists the public keys of a recipients file, for a message: they are not secret.
+func recipientsOf(path string) string {
+	data, err := os.ReadFile(path)
+	if path == "" || err != nil {
+		return ""
+	}
+	var keys []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			keys = append(keys, short(l)+"...")
+		}
+	}
+	return " (" + path + ": " + strings.Join(keys, ", ") + ")"
 }
 
 // status prints the last run for a person; its exit code is the last run's outcome (0, 3 or 1),

@@ -278,3 +278,68 @@ func TestADeletionTheServerRefusesIsAWarningWithItsWords(t *testing.T) {
 		})
 	}
 }
+
+// Encryption at rest on every protocol: only NAME.tgz.age reaches the server, age's format and
+// not a gzip; a plain archive of the day before stays beside it and both count for retention;
+// restore wants the identity, and with it gives back the dump, proven by its recorded sha256.
+func TestEveryProtocolEncryptsAndRestoresWithTheIdentity(t *testing.T) {
+	need(t, "age", "age-keygen")
+	for _, proto := range allProtocols {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			d := startDest(t, e, proto)
+			e.conf["destination"] = d.conf
+			e.conf["archive"]["name_format"] = "%Y%m%d"
+			identity, recipients := filepath.Join(e.dir, "identity.txt"), filepath.Join(e.dir, "recipients.txt")
+			if out, err := exec.Command("age-keygen", "-o", identity).CombinedOutput(); err != nil {
+				t.Fatalf("age-keygen: %v %s", err, out)
+			}
+			pub, err := exec.Command("age-keygen", "-y", identity).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(recipients, pub, 0o644)
+			e.conf["archive"]["encrypt_to"] = recipients
+
+			e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+			e.wantLine(`OK check=archive name=20261128.tgz.age size=\d+ sha256=\w+ compressor=reuse encrypted=age`)
+			e.wantLine(`OK check=transfer remote="?\S.*/20261128.tgz.age"? .*verified=`)
+			if got, want := d.names(t), "20261128.tgz.age,20261128.tgz.age.sha256"; got != want {
+				t.Fatalf("the server holds %s, want %s", got, want)
+			}
+			data, _ := os.ReadFile(filepath.Join(d.dir, "20261128.tgz.age"))
+			if !strings.HasPrefix(string(data), "age-encryption.org/v1\n") || strings.Contains(string(data), "INSERT INTO") {
+				t.Fatal("the archive on the server is not an age file")
+			}
+
+			out := filepath.Join(e.dir, "back")
+			e.wantExit(e.run("restore", "--latest", "--to", out), exitFailure)
+			e.wantLine(`archive: error: restore: 20261128.tgz.age is encrypted: add --identity FILE`)
+			other := filepath.Join(e.dir, "other.txt")
+			exec.Command("age-keygen", "-o", other).Run()
+			e.wantExit(e.run("restore", "--latest", "--to", out, "--identity", other), exitFailure)
+			e.wantLine(`cannot decrypt the archive with this identity .*no identity matched`)
+			e.wantExit(e.run("restore", "--latest", "--to", out, "--identity", identity), exitOK)
+			e.wantLine(`dump    sha256 \w+ \(matches the dump's record\)`)
+			if got, _ := os.ReadFile(filepath.Join(out, "dump.sql")); string(got) != dump("first") {
+				t.Fatal("restore did not give the dump back")
+			}
+			if log, _ := os.ReadFile(filepath.Join(e.dir, "archive.log")); strings.Contains(e.output+string(log), identityKey(t, identity)) {
+				t.Fatal("the identity's secret key is in the output or the log")
+			}
+		})
+	}
+}
+
+// identityKey is the AGE-SECRET-KEY line of an identity file.
+func identityKey(t *testing.T, identity string) string {
+	data, _ := os.ReadFile(identity)
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "AGE-SECRET-KEY-") {
+			return l
+		}
+	}
+	t.Fatal("no secret key in " + identity)
+	return ""
+}

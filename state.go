@@ -261,10 +261,52 @@ func readRecords(dir string) map[string]string {
 	return recs
 }
 
-func addRecord(dir, name, sum string) error {
+// archiveFacts are what else this host knows of an archive it uploaded: its size, for a scrub
+// on a server that cannot hash, and its dump's sha256, for a restore to prove the dump itself
+// (an encrypted archive's sha256 says nothing of what is inside). One line each in
+// state_dir/archives.facts: NAME SIZE DUMP_SHA256.
+const factsFile = "archives.facts"
+
+type archiveFacts struct {
+	size int64
+	dump string
+}
+
+func readFacts(dir string) map[string]archiveFacts {
+	out := map[string]archiveFacts{}
+	data, _ := os.ReadFile(filepath.Join(dir, factsFile))
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && hexSum.MatchString(f[2]) {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			out[f[0]] = archiveFacts{n, f[2]}
+		}
+	}
+	return out
+}
+
+func writeFacts(dir string, facts map[string]archiveFacts) error {
+	names := make([]string, 0, len(facts))
+	for n := range facts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s %d %s\n", n, facts[n].size, facts[n].dump)
+	}
+	return writeFileAtomic(dir, factsFile, []byte(b.String()))
+}
+
+// addRecord remembers an archive this host uploaded and verified.
+func addRecord(dir string, a archiveFile, dumpSHA256 string) error {
 	recs := readRecords(dir)
-	recs[name] = sum
-	return writeRecords(dir, recs)
+	recs[a.name] = a.sha256
+	if err := writeRecords(dir, recs); err != nil {
+		return err
+	}
+	facts := readFacts(dir)
+	facts[a.name] = archiveFacts{a.size, dumpSHA256}
+	return writeFacts(dir, facts)
 }
 
 // removeRecord forgets a pruned archive; a failure only leaves a line too many.
@@ -273,6 +315,10 @@ func removeRecord(dir, name string) {
 	if _, ok := recs[name]; ok {
 		delete(recs, name)
 		writeRecords(dir, recs)
+	}
+	if facts := readFacts(dir); facts[name] != (archiveFacts{}) {
+		delete(facts, name)
+		writeFacts(dir, facts)
 	}
 }
 

@@ -73,12 +73,20 @@ var destCauses = map[int]cause{
 	31: {"the FTP server does not offer TLS", "[destination] host", "enable explicit TLS (AUTH TLS) on the server; archive never sends a password in clear"},
 }
 
+var encryptCauses = map[int]cause{
+	1:  {"the encryption failed, for a reason age names (detail=)", "[archive] encrypt_to", "read detail=; rerun the step by hand (rerun=)"},
+	20: {"age refused the recipients file", "[archive] encrypt_to", "one age public key (age1...) or SSH public key per line; make one with age-keygen -y IDENTITY"},
+	21: {"cannot write the encrypted archive in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir: encrypting needs room for the archive twice"},
+}
+
 var extractCauses = map[int]cause{
 	1:  {"the restore failed, for a reason the step names (detail=)", "--to", "read detail=; run extract.sh by hand"},
 	20: {"the archive is not the one uploaded (its sha256 differs from the record)", "[destination] path", "do not trust this copy; restore an older archive and tell the server's administrator"},
 	21: {"the archive is not a valid .tgz holding the dump alone, as a regular file", "[destination] path", "restore an older archive; an archive holding anything else was not made by archive"},
 	22: {"the target folder already holds the dump's file name", "--to", "move the file away or choose another folder"},
 	23: {"cannot write the dump in the target folder", "--to", "free space or fix permissions"},
+	24: {"cannot decrypt the archive with this identity", "--identity", "give the age identity (secret key) of one of the recipients in [archive] encrypt_to"},
+	25: {"the dump is not the one archived (its sha256 differs from the record)", "[destination] path", "do not trust this copy; restore an older archive"},
 }
 
 // archiveBin is the input of the steps that read the zip: this very program (unzip-member,

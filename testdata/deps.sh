@@ -12,7 +12,7 @@ set -euo pipefail
 
 demo=(ca-certificates curl zip openssh-server openssh-client rsync pigz python3 openssl)
 test=("${demo[@]}" unzip tar gzip coreutils findutils make shellcheck mutt msmtp jq procps bsdutils
-  vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux rclone)
+  vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux rclone age)
 mailpit_module=github.com/axllent/mailpit@v1.33.1
 
 case ${1:-} in
