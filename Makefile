@@ -6,6 +6,7 @@ SHELL_FILES = steps/*.sh testdata/*.sh testdata/servers/*.sh testdata/bench/*.sh
 
 RUN_AS ?= archive
 CRON_TIME ?= 30 2 * * *
+VERIFY_TIME ?= 0 5 * * 0
 BINDIR = $(PREFIX)/bin
 LIBDIR = $(PREFIX)/lib/archive
 SHAREDIR = $(PREFIX)/share/archive
@@ -70,6 +71,8 @@ SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # minute hour day-of-month month day-of-week  user  command
 $(CRON_TIME)  $(RUN_AS)  $(BINDIR)/archive -c /etc/archive/archive.conf >/dev/null
+# The scrub: every archive on the server checked against its record, once a week.
+$(VERIFY_TIME)  $(RUN_AS)  $(BINDIR)/archive -c /etc/archive/archive.conf verify >/dev/null
 endef
 
 define LOGROTATE_FILE
@@ -110,7 +113,33 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 endef
-export CRON_FILE LOGROTATE_FILE SERVICE_FILE TIMER_FILE
+define VERIFY_SERVICE_FILE
+[Unit]
+Description=archive verify: check every archive on the server against its record
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+User=$(RUN_AS)
+ExecStart=$(BINDIR)/archive -c /etc/archive/archive.conf verify
+# 3: archives without a record here; reported by the log and the mail, not a failed unit.
+SuccessExitStatus=3
+StandardOutput=null
+endef
+
+define VERIFY_TIMER_FILE
+[Unit]
+Description=Run archive verify every week
+
+[Timer]
+OnCalendar=Sun *-*-* 05:00:00
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+endef
+export CRON_FILE LOGROTATE_FILE SERVICE_FILE TIMER_FILE VERIFY_SERVICE_FILE VERIFY_TIMER_FILE
 
 install: archive ## install under DESTDIR/PREFIX: program, steps, conf (kept if present), cron.d, logrotate
 	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/steps $(DESTDIR)$(SHAREDIR)/systemd $(DESTDIR)/etc/cron.d $(DESTDIR)/etc/logrotate.d
@@ -124,6 +153,8 @@ install: archive ## install under DESTDIR/PREFIX: program, steps, conf (kept if 
 	printf '%s\n' "$$LOGROTATE_FILE" > $(DESTDIR)/etc/logrotate.d/archive && chmod 644 $(DESTDIR)/etc/logrotate.d/archive
 	printf '%s\n' "$$SERVICE_FILE" > $(DESTDIR)$(SHAREDIR)/systemd/archive.service
 	printf '%s\n' "$$TIMER_FILE" > $(DESTDIR)$(SHAREDIR)/systemd/archive.timer
+	printf '%s\n' "$$VERIFY_SERVICE_FILE" > $(DESTDIR)$(SHAREDIR)/systemd/archive-verify.service
+	printf '%s\n' "$$VERIFY_TIMER_FILE" > $(DESTDIR)$(SHAREDIR)/systemd/archive-verify.timer
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
 	  id -u $(RUN_AS) >/dev/null 2>&1 || useradd --system --home-dir /var/lib/archive --shell /usr/sbin/nologin $(RUN_AS); \
 	  chown $(RUN_AS): /etc/archive /etc/archive/archive.conf /var/lib/archive /var/log/archive; \

@@ -34,6 +34,7 @@ const (
 	exitArchive    = 14
 	exitConnection = 15
 	exitTransfer   = 16
+	exitVerify     = 17 // archive verify found an archive missing or altered on the server
 )
 
 const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [--replace] [--accept-shrink]
@@ -41,6 +42,7 @@ const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [-
        archive [-c FILE] list [--date YYYY-MM-DD]
        archive [-c FILE] restore (NAME | --latest) [--to DIR] [--force] [--use-server-checksum]
                                 [--identity FILE]
+       archive [-c FILE] verify [--download] [--sample N]
        archive [-c FILE] status [--date YYYY-MM-DD]
        archive --version
 
@@ -57,7 +59,10 @@ restore  download an archive, verify it against the sha256 this host recorded at
          server's NAME.sha256 only with --use-server-checksum), extract the dump into DIR
          (default .), never over an existing file unless --force; --latest: the newest
          archive this host recorded; --identity FILE decrypts an encrypted NAME.tgz.age
-status   the last run, for humans (state_dir/last-run.json)
+verify   the scrub: every archive this host uploaded, checked on the server against the
+         sha256 recorded at upload (on the server where it can hash, else downloaded), one
+         line each: OK, DIFFERS, MISSING or UNRECORDED; logged and mailed like a run
+status   the last run and the last verify, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
   --date DAY     as of that day: archive name and retention ages (default today)
@@ -70,7 +75,7 @@ Cron, every night at 02:30 (output goes to the log; cron mails only if archive c
 
 Exit codes: 0 success, 1 failure outside the checks, 2 usage or conf error, 3 warning,
 4 another run is active, 10-16 failure at check url, download, zip-content, changed, archive,
-connection, transfer.
+connection, transfer, 17 verify found an archive missing or altered.
 `
 
 func main() {
@@ -96,6 +101,8 @@ type options struct {
 	// dump that shrank past max_shrink; never a conf key, so never the default of a night.
 	replace, acceptShrink bool
 	restore               restoreOptions
+	download              bool // verify: read every archive back, even where the server hashes
+	sample                int  // verify: how many archives; -1: [verify] sample
 	words                 []string
 	now                   time.Time
 }
@@ -115,7 +122,11 @@ var commands = map[string]command{
 		dateFlag(fs, o)
 		fs.BoolVar(&o.mail, "mail", false, "also send a test mail")
 	}, run: func(o *options) int { return check(o.conf, o.now, o.mail) }},
-	"list":   {flags: dateFlag, run: func(o *options) int { return list(o.conf, o.now) }},
+	"list": {flags: dateFlag, run: func(o *options) int { return list(o.conf, o.now) }},
+	"verify": {flags: func(fs *flag.FlagSet, o *options) {
+		fs.BoolVar(&o.download, "download", false, "download every archive, even where the server can hash it")
+		fs.IntVar(&o.sample, "sample", -1, "check only N archives, the newest and the oldest among them")
+	}, run: verifyArchives},
 	"status": {flags: dateFlag, run: func(o *options) int { return status(o.conf, o.now) }},
 	"restore": {args: 1, flags: func(fs *flag.FlagSet, o *options) {
 		dateFlag(fs, o)
@@ -171,7 +182,7 @@ globals:
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		return usageError(fmt.Sprintf("unknown command %q", name), "the commands are run, check, list, restore and status (archive -h)")
+		return usageError(fmt.Sprintf("unknown command %q", name), "the commands are run, check, list, restore, verify and status (archive -h)")
 	}
 	fs := flag.NewFlagSet("archive "+name, flag.ContinueOnError)
 	fs.SetOutput(new(strings.Builder)) // usageError says it, in the house's two lines

@@ -268,7 +268,7 @@ func (v *validator) known() {
 			continue
 		}
 		if !slices.ContainsFunc(confKeys, func(ck confKey) bool { return ck.s == s.Name() }) {
-			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [log] [mail] [monitor])")
+			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [verify] [log] [mail] [monitor])")
 			continue
 		}
 		for _, k := range s.Keys() {

@@ -55,6 +55,9 @@ var confKeys = []confKey{
 	{s: "retention", k: "keep_days", def: "30", kind: integer, lo: 0, hi: 100000, field: "KeepDays"},
 	{s: "retention", k: "keep_min", def: "7", kind: integer, lo: 1, hi: 100000, field: "KeepMin"},
 
+	{s: "verify", k: "download", def: "no", kind: yesOrNo, field: "VerifyDownload"},
+	{s: "verify", k: "sample", def: "0", kind: integer, lo: 0, hi: 100000, field: "VerifySample"},
+
 	{s: "log", k: "file", def: "/var/log/archive/archive.log", kind: localPath, req: true, field: "LogFile"},
 
 	// [mail]: which keys are required depends on send, transport and smtp_user (mailRules).
@@ -170,6 +173,9 @@ type Conf struct {
 	History  bool
 	KeepDays int
 	KeepMin  int
+
+	VerifyDownload bool // archive verify downloads every archive, even where the server can hash
+	VerifySample   int  // archive verify checks this many archives (newest and oldest among them); 0: all
 
 	LogFile string
 

@@ -25,6 +25,8 @@ func TestInstallLaysOutFilesAndRunsUnderCronsEnvironment(t *testing.T) {
 		"etc/archive/archive.conf": 0o600, "var/lib/archive": 0o700 | os.ModeDir, "var/log/archive": 0o750 | os.ModeDir,
 		"etc/cron.d/archive": 0o644, "etc/logrotate.d/archive": 0o644,
 		"usr/local/share/archive/systemd/archive.service": 0o644, "usr/local/share/archive/systemd/archive.timer": 0o644,
+		"usr/local/share/archive/systemd/archive-verify.service": 0o644, "usr/local/share/archive/systemd/archive-verify.timer": 0o644,
+		"usr/local/lib/archive/steps/encrypt.sh": 0o755,
 	} {
 		st, err := os.Stat(filepath.Join(root, path))
 		if err != nil {
@@ -46,25 +48,39 @@ func TestInstallLaysOutFilesAndRunsUnderCronsEnvironment(t *testing.T) {
 		t.Error("make install overwrote an existing conf")
 	}
 
-	// The cron.d file: variables, then one job line with five time fields, a user and a command.
-	vars, job := cronFile(t, filepath.Join(root, "etc/cron.d/archive"))
-	fields := strings.Fields(job)
-	if len(fields) < 7 || !regexp.MustCompile(`^[0-9*,/-]+$`).MatchString(strings.Join(fields[:5], "")) || fields[5] != "root" {
-		t.Fatalf("cron job line %q is not minute hour dom month dow user command", job)
+	// The cron.d file: variables, then two job lines, the night and the weekly verify, each with
+	// five time fields, a user and a command; both are run as cron would.
+	vars, jobs := cronFile(t, filepath.Join(root, "etc/cron.d/archive"))
+	if len(jobs) != 2 {
+		t.Fatalf("cron.d holds %d job lines, want the night and the weekly verify: %q", len(jobs), jobs)
 	}
-	cmdline := strings.Join(fields[6:], " ")
-	if !strings.Contains(cmdline, "/usr/local/bin/archive -c /etc/archive/archive.conf") {
-		t.Fatalf("cron runs %q", cmdline)
+	for i, job := range jobs {
+		fields := strings.Fields(job)
+		if len(fields) < 7 || !regexp.MustCompile(`^[0-9*,/-]+$`).MatchString(strings.Join(fields[:5], "")) || fields[5] != "root" {
+			t.Fatalf("cron job line %q is not minute hour dom month dow user command", job)
+		}
+		cmdline := strings.Join(fields[6:], " ")
+		if !strings.Contains(cmdline, "/usr/local/bin/archive -c /etc/archive/archive.conf") || (i == 1) != strings.Contains(cmdline, " verify") {
+			t.Fatalf("cron runs %q", cmdline)
+		}
+		if i == 0 {
+			cmdline += " --date 2026-11-28"
+		}
+		runCron(t, e, root, vars, cmdline)
 	}
-	// Run it as cron would: its own small environment, from /, with the installed binary and a
-	// test conf in place of the system's.
+	uninstallRemoves(t, root, conf)
+}
+
+// runCron runs a cron command as cron would: its own small environment, from /, with the
+// installed binary and a test conf in place of the system's.
+func runCron(t *testing.T, e *env, root string, vars []string, cmdline string) {
 	cmdline = strings.Replace(cmdline, "/usr/local/bin/archive", filepath.Join(root, "usr/local/bin/archive"), 1)
-	cmdline = strings.Replace(cmdline, "/etc/archive/archive.conf", e.writeConf()+" --date 2026-11-28", 1)
-	cmdline = strings.Replace(cmdline, ">/dev/null", "", 1)
+	cmdline = strings.Replace(cmdline, "/etc/archive/archive.conf", e.writeConf(), 1)
+	cmdline = strings.Replace(cmdline, " >/dev/null", "", 1)
 	cmd := exec.Command("/bin/sh", "-c", cmdline)
 	cmd.Dir = "/"
 	cmd.Env = append(vars, "HOME=/root", "LOGNAME=root")
-	out, err = cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("the cron command failed: %v", err)
@@ -72,8 +88,10 @@ func TestInstallLaysOutFilesAndRunsUnderCronsEnvironment(t *testing.T) {
 	if !strings.Contains(string(out), "RESULT SUCCESS") {
 		t.Fatal("no successful run under cron's environment")
 	}
+}
 
-	out, err = exec.Command("make", "uninstall", "DESTDIR="+root).CombinedOutput()
+func uninstallRemoves(t *testing.T, root, conf string) {
+	out, err := exec.Command("make", "uninstall", "DESTDIR="+root).CombinedOutput()
 	if err != nil {
 		t.Fatalf("make uninstall: %v\n%s", err, out)
 	}
@@ -87,7 +105,7 @@ func TestInstallLaysOutFilesAndRunsUnderCronsEnvironment(t *testing.T) {
 	}
 }
 
-func cronFile(t *testing.T, path string) (vars []string, job string) {
+func cronFile(t *testing.T, path string) (vars []string, jobs []string) {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -100,11 +118,9 @@ func cronFile(t *testing.T, path string) (vars []string, job string) {
 		case l == "" || strings.HasPrefix(l, "#"):
 		case regexp.MustCompile(`^[A-Z_]+=`).MatchString(l):
 			vars = append(vars, l)
-		case job != "":
-			t.Fatalf("more than one job line in %s", path)
 		default:
-			job = l
+			jobs = append(jobs, l)
 		}
 	}
-	return vars, job
+	return vars, jobs
 }

@@ -24,6 +24,7 @@ type job struct {
 	dryRun bool
 	// replace, acceptShrink: the operator's --replace and --accept-shrink (archive run).
 	replace, acceptShrink bool
+	scrub                 bool // archive verify: last-verify.json, no monitoring ping
 	res                   *result
 	held                  *lockFile
 	wd                    *workDir
@@ -131,10 +132,10 @@ func (j *job) finish(f *failure) int {
 	if j.conf != nil && !j.dryRun {
 		code = mailReport(j.conf, j.log, j.res, code)
 		if j.held != nil {
-			j.res.save(j.conf, j.log, code)
+			j.res.save(j.conf, j.log, code, map[bool]string{false: lastRunFile, true: lastVerifyFile}[j.scrub])
 		}
 		// A run that found the lock held leaves the ping to the run that holds it.
-		if f == nil || (f.check != "conf" && code != exitLocked) {
+		if !j.scrub && (f == nil || (f.check != "conf" && code != exitLocked)) {
 			ping(j.conf, j.log, map[bool]string{true: "success", false: "fail"}[code == exitOK || code == exitWarning], j.held)
 		}
 	}

@@ -128,6 +128,9 @@ type retention struct {
 	// names planted on the server, or forged in a listing, never push a real archive out, and a
 	// new backup host (no records yet) keeps what it finds.
 	Recorded map[string]string
+	// Damaged are the archives the last archive verify found missing or altered: they count as
+	// missing for keep_min, and are never deleted (the operator looks at them).
+	Damaged map[string]bool
 }
 
 // planPrune decides, for every file on the server whose name the format made, whether it goes.
@@ -153,17 +156,23 @@ func planPrune(files []remoteFile, format string, today time.Time, r retention, 
 	if !r.History {
 		keepMin = 1
 	}
-	recorded := 0 // recorded archives so far, the item included
+	recorded, sound := 0, 0 // recorded and undamaged archives so far, the item included
 	for i := range items {
 		it := &items[i]
 		_, rec := r.Recorded[it.Name]
-		if rec = rec || it.Name == keep; rec {
+		damaged := r.Damaged[it.Name] && it.Name != keep
+		if rec = (rec || it.Name == keep) && !damaged; rec {
 			recorded++
+		}
+		if !damaged {
+			sound++
 		}
 		switch {
 		case it.Name == keep:
 			it.Reason = "the archive of this run"
-		case i < keepMin:
+		case damaged:
+			it.Reason = "found missing or altered by archive verify: kept, and not counted for keep_min"
+		case sound <= keepMin:
 			it.Reason = fmt.Sprintf("among the %d newest (keep_min)", keepMin)
 			if !r.History {
 				it.Reason = "the newest (history = no)"
@@ -190,5 +199,5 @@ func day(t time.Time) time.Time {
 }
 
 func (c *Conf) retention() retention {
-	return retention{c.History, c.KeepDays, c.KeepMin, readRecords(c.StateDir)}
+	return retention{c.History, c.KeepDays, c.KeepMin, readRecords(c.StateDir), readDamaged(c.StateDir)}
 }

@@ -169,3 +169,21 @@ func TestTempNamesAreVisibleAndSweptInBothForms(t *testing.T) {
 		}
 	}
 }
+
+// An archive the last verify found missing or altered counts as missing for keep_min, and is
+// never deleted: the older good ones stay in its place.
+func TestDamagedArchivesDoNotCountForKeepMin(t *testing.T) {
+	today := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	files := []remoteFile{{"20261128.tgz", 1}, {"20261127.tgz", 1}, {"20261001.tgz", 1}, {"20260901.tgz", 1}, {"20260801.tgz", 1}}
+	r := retention{History: true, KeepDays: 0, KeepMin: 3, Damaged: map[string]bool{"20261127.tgz": true}}
+	items, _ := planPrune(files, "%Y%m%d", today, r, "20261128.tgz")
+	var del []string
+	for _, it := range items {
+		if it.Delete {
+			del = append(del, it.Name)
+		}
+	}
+	if got := strings.Join(del, ","); got != "20260801.tgz" {
+		t.Errorf("deletes %q, want 20260801.tgz only (20261127 damaged: kept, not counted)", got)
+	}
+}

@@ -471,6 +471,12 @@ func status(path string, now time.Time) int {
 	for _, c := range lr.Checks {
 		fmt.Printf("  %-8s %-12s %s\n", c.Status, c.Check, c.factsLine("rerun", "hint"))
 	}
+	if lv, err := readResult(conf.StateDir, lastVerifyFile); err == nil {
+		fmt.Printf("last verify   %s: %s, exit %d, %s\n", lv.Started.Local().Format("2006-01-02 15:04:05"), lv.Outcome, lv.ExitCode, lv.Archive)
+		if lv.Failure != nil {
+			fmt.Printf("              %s\n", lv.Failure.Cause)
+		}
+	}
 	switch lr.Outcome {
 	case "SUCCESS":
 		return exitOK

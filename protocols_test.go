@@ -343,3 +343,52 @@ func identityKey(t *testing.T, identity string) string {
 	t.Fatal("no secret key in " + identity)
 	return ""
 }
+
+// The scrub on every protocol: an intact archive, a truncated one, one rewritten with bytes of
+// the same size, one removed, and one this host never uploaded; each gets its own line, the
+// outcome is exit 17, and the damaged ones are kept out of keep_min and never pruned.
+func TestEveryProtocolVerifyFindsDamagedMissingAndUnrecordedArchives(t *testing.T) {
+	for _, proto := range allProtocols {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			d := startDest(t, e, proto)
+			e.conf["destination"] = d.conf
+			e.conf["archive"]["name_format"] = "%Y%m%d"
+			for _, day := range []string{"27", "28", "29", "30"} {
+				e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("night " + day)}))
+				e.wantExit(e.run("--date", "2026-11-"+day), exitOK)
+			}
+			p := func(n string) string { return filepath.Join(d.dir, n) }
+			data, _ := os.ReadFile(p("20261128.tgz"))
+			os.WriteFile(p("20261128.tgz"), data[:len(data)/2], 0o644)
+			data, _ = os.ReadFile(p("20261129.tgz"))
+			for i := range data {
+				data[i] ^= 0x5a
+			}
+			os.WriteFile(p("20261129.tgz"), data, 0o644)
+			os.Remove(p("20261130.tgz"))
+			d.plant(t, "20261101.tgz")
+
+			e.wantExit(e.run("verify"), exitVerify)
+			e.wantLine(`OK check=verify name=20261127.tgz size=\d+ sha256=\w+ verified=(sha256|download)`)
+			e.wantLine(`FAILED check=verify name=20261128.tgz result=DIFFERS cause="the archive on the server is not the one uploaded`)
+			e.wantLine(`FAILED check=verify name=20261129.tgz result=DIFFERS `)
+			e.wantLine(`FAILED check=verify name=20261130.tgz result=MISSING `)
+			e.wantLine(`WARNING check=verify cause="the archive has no record on this host: its content cannot be proven" name=20261101.tgz result=UNRECORDED`)
+			e.wantLine(`INFO check=verify checked=5 ok=1 differs=2 missing=1 unrecorded=1`)
+			e.wantLine(`RESULT FAILURE exit=17 `)
+			if got := readDamaged(filepath.Join(e.dir, "state")); len(got) != 3 || !got["20261128.tgz"] || !got["20261129.tgz"] || !got["20261130.tgz"] {
+				t.Fatalf("damaged = %v", got)
+			}
+
+			// A sample of two is the newest and the oldest.
+			e.wantExit(e.run("verify", "--sample", "2"), exitVerify)
+			e.wantLine(`INFO check=verify checked=2 `)
+			e.wantLine(`name=20261130.tgz result=MISSING`)
+			e.wantLine(`name=20261101.tgz result=UNRECORDED`)
+			e.wantExit(e.run("status"), exitOK)
+			e.wantLine(`^last verify .*FAILURE, exit 17, verify of 2 archives`)
+		})
+	}
+}

@@ -94,27 +94,30 @@ const lastRunFile = "last-run.json"
 
 // save writes last-run.json. A failure to write it is logged, never fatal: it is a report, not
 // the state.
-func (r *result) save(conf *Conf, log *logger, code int) {
+func (r *result) save(conf *Conf, log *logger, code int, file string) {
 	r.Finished, r.Outcome, r.ExitCode = time.Now(), outcomeOf(code), code
 	if code == exitOK {
 		r.LastSuccess = &r.Finished
-	} else if prev, err := readLastRun(conf.StateDir); err == nil {
+	} else if prev, err := readResult(conf.StateDir, file); err == nil {
 		r.LastSuccess = prev.LastSuccess
 	}
 	data, _ := json.MarshalIndent(r, "", "  ")
-	if err := writeFileAtomic(conf.StateDir, lastRunFile, append(data, '\n')); err != nil {
+	if err := writeFileAtomic(conf.StateDir, file, append(data, '\n')); err != nil {
 		log.warning("state", kv("cause", err.Error()), kv("key", "[archive] state_dir"))
 	}
 }
 
-func readLastRun(dir string) (*result, error) {
-	data, err := os.ReadFile(filepath.Join(dir, lastRunFile))
+func readLastRun(dir string) (*result, error) { return readResult(dir, lastRunFile) }
+
+// readResult reads last-run.json, or last-verify.json.
+func readResult(dir, file string) (*result, error) {
+	data, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		return nil, err
 	}
 	var r result
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %v", filepath.Join(dir, lastRunFile), err)
+		return nil, fmt.Errorf("%s is corrupt: %v", filepath.Join(dir, file), err)
 	}
 	return &r, nil
 }

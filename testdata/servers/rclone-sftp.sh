@@ -17,7 +17,8 @@ start() {
   cp -- "$dir/id_ed25519.pub" "$dir/authorized_keys"
   port=$(free_port)
   printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$dir/host_key.pub")" >"$dir/known_hosts"
-  rclone serve sftp "$dir/archives" --config /dev/null --addr "127.0.0.1:$port" --key "$dir/host_key" \
+  # No directory cache: the tests change files behind the server's back, as a failing disk would.
+  rclone serve sftp "$dir/archives" --config /dev/null --addr "127.0.0.1:$port" --key "$dir/host_key" --dir-cache-time 0s \
     --authorized-keys "$dir/authorized_keys" --user archive >"$dir/rclone.log" 2>&1 &
   echo $! >"$dir/rclone.pid"
   wait_port "$port"

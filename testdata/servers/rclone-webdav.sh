@@ -19,7 +19,8 @@ start() {
   "$here/mkcert.sh" "$dir/tls"
   port=$(free_port)
   # The password reaches rclone through its environment, not its command line.
-  RCLONE_PASS=$pw rclone serve webdav "$dir/www" --config /dev/null --addr "127.0.0.1:$port" \
+  # No directory cache: the tests change files behind the server's back, as a failing disk would.
+  RCLONE_PASS=$pw rclone serve webdav "$dir/www" --config /dev/null --addr "127.0.0.1:$port" --dir-cache-time 0s \
     --cert "$dir/tls/server.pem" --key "$dir/tls/server.key" --user archive >"$dir/rclone.log" 2>&1 &
   echo $! >"$dir/rclone.pid"
   wait_port "$port"
