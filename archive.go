@@ -42,7 +42,7 @@ const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [-
        archive [-c FILE] list [--date YYYY-MM-DD]
        archive [-c FILE] restore (NAME | --latest) [--to DIR] [--force] [--use-server-checksum]
                                 [--identity FILE]
-       archive [-c FILE] verify [--download] [--sample N]
+       archive [-c FILE] verify [--download] [--sample N] [--restore-test [--identity FILE]]
        archive [-c FILE] status [--date YYYY-MM-DD]
        archive --version
 
@@ -61,7 +61,9 @@ restore  download an archive, verify it against the sha256 this host recorded at
          archive this host recorded; --identity FILE decrypts an encrypted NAME.tgz.age
 verify   the scrub: every archive this host uploaded, checked on the server against the
          sha256 recorded at upload (on the server where it can hash, else downloaded), one
-         line each: OK, DIFFERS, MISSING or UNRECORDED; logged and mailed like a run
+         line each: OK, DIFFERS, MISSING or UNRECORDED; logged and mailed like a run;
+         --restore-test also restores the newest into a private folder, proves its dump
+         and removes it
 status   the last run and the last verify, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
@@ -102,6 +104,7 @@ type options struct {
 	replace, acceptShrink bool
 	restore               restoreOptions
 	download              bool // verify: read every archive back, even where the server hashes
+	restoreTest           bool // verify: restore the newest archive into a private folder, then remove it
 	sample                int  // verify: how many archives; -1: [verify] sample
 	words                 []string
 	now                   time.Time
@@ -126,6 +129,8 @@ var commands = map[string]command{
 	"verify": {flags: func(fs *flag.FlagSet, o *options) {
 		fs.BoolVar(&o.download, "download", false, "download every archive, even where the server can hash it")
 		fs.IntVar(&o.sample, "sample", -1, "check only N archives, the newest and the oldest among them")
+		fs.BoolVar(&o.restoreTest, "restore-test", false, "also restore the newest archive into a private folder, prove the dump, remove it")
+		fs.StringVar(&o.restore.identity, "identity", "", "the age identity for --restore-test of an encrypted archive")
 	}, run: verifyArchives},
 	"status": {flags: dateFlag, run: func(o *options) int { return status(o.conf, o.now) }},
 	"restore": {args: 1, flags: func(fs *flag.FlagSet, o *options) {

@@ -188,3 +188,32 @@ func TestMonitorPingsStartThenSuccessOrFail(t *testing.T) {
 		t.Fatal("the ping URL's token is in the log")
 	}
 }
+
+// The restore drill: the newest archive restored into a private folder, its dump proven against
+// the record, then removed; an encrypted one only with the identity, which never shows.
+func TestVerifyRestoreTestProvesTheNewestArchiveAndLeavesNothing(t *testing.T) {
+	need(t, "age", "age-keygen")
+	e := newEnv(t)
+	e.wantExit(e.run("--date", "2026-11-27"), exitOK)
+	e.wantExit(e.run("verify", "--restore-test"), exitOK)
+	e.wantLine(`OK check=verify name=20262711.tgz `)
+	e.wantLine(`OK check=restore-test name=20262711.tgz dump_size=\d+ dump_sha256=` + sha(dump("first"))[:12] + ` note="restored into a private folder, proven, removed"`)
+	if left, _ := os.ReadDir(filepath.Join(e.dir, "work")); len(left) > 0 {
+		t.Fatalf("the drill left %v in work_dir", left)
+	}
+
+	identity, recipients := filepath.Join(e.dir, "identity.txt"), filepath.Join(e.dir, "recipients.txt")
+	exec.Command("age-keygen", "-o", identity).Run()
+	pub, _ := exec.Command("age-keygen", "-y", identity).Output()
+	os.WriteFile(recipients, pub, 0o644)
+	e.conf["archive"]["encrypt_to"] = recipients
+	e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("second")}))
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	e.wantExit(e.run("verify", "--restore-test"), exitOK)
+	e.wantLine(`SKIPPED check=restore-test name=20262811.tgz.age reason="the archive is encrypted: --identity FILE restores it`)
+	e.wantExit(e.run("verify", "--restore-test", "--identity", identity), exitOK)
+	e.wantLine(`OK check=restore-test name=20262811.tgz.age .*dump_sha256=` + sha(dump("second"))[:12])
+	if strings.Contains(e.output, identityKey(t, identity)) {
+		t.Fatal("the identity is in the output")
+	}
+}

@@ -69,7 +69,55 @@ func verifyArchives(o *options) int {
 			break
 		}
 	}
-	return j.finish(j.scrubVerdict(verdicts, len(names)))
+	f = j.scrubVerdict(verdicts, len(names))
+	if o.restoreTest && f == nil {
+		f = j.restoreDrill(ctx, d, verdicts, o.restore.identity)
+	}
+	return j.finish(f)
+}
+
+// restoreDrill restores the newest sound archive into a private folder of the run, proves the
+// dump's sha256 against the record, and removes it all: a restore drill that touches no real
+// target. An encrypted archive needs --identity.
+func (j *job) restoreDrill(ctx context.Context, d dest, verdicts []scrubbed, identity string) *failure {
+	name := ""
+	for _, v := range verdicts {
+		if v.result == "OK" {
+			name = v.name
+			break
+		}
+	}
+	dump := readFacts(j.conf.StateDir)[name].dump
+	switch {
+	case name == "":
+		return &failure{check: "restore-test", exit: exitVerify, cause: "no sound archive to restore", hint: "read the verify lines above"}
+	case strings.HasSuffix(name, encryptedExt) && identity == "":
+		j.skipped("restore-test", kv("name", name), kv("reason", "the archive is encrypted: --identity FILE restores it (the identity is not kept on this host)"))
+		return nil
+	case dump == "":
+		j.skipped("restore-test", kv("name", name), kv("reason", "no dump sha256 recorded for it (archived before 2026-12): restore it by hand"))
+		return nil
+	}
+	tgz := filepath.Join(j.work, name)
+	if _, f := j.do(ctx, d.long("restore-test", "get", name, tgz), exitVerify); f != nil {
+		return f
+	}
+	to := filepath.Join(j.work, "drill")
+	os.Mkdir(to, 0o700)
+	env := []string{"ARCHIVE_EXPECTED_FILE=" + j.conf.ExpectedFile, "ARCHIVE_DUMP_SHA256=" + dump}
+	if strings.HasSuffix(name, encryptedExt) {
+		abs, _ := filepath.Abs(identity)
+		env = append(env, "ARCHIVE_IDENTITY_FILE="+abs)
+	}
+	res, f := j.do(ctx, step{check: "restore-test", script: "extract.sh", args: []string{tgz, readRecords(j.conf.StateDir)[name], to}, env: env,
+		timeout: j.conf.PackTimeout, causes: extractCauses, timeoutKey: "[archive] timeout"}, exitVerify)
+	os.RemoveAll(to)
+	os.Remove(tgz)
+	if f != nil {
+		return f
+	}
+	j.ok("restore-test", kv("name", name), kv("dump_size", res.facts["size"]), kv("dump_sha256", short(res.facts["sha256"])), kv("note", "restored into a private folder, proven, removed"))
+	return nil
 }
 
 // scrubList is what verify checks, newest first: every name of this format on the server, and
