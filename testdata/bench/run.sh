@@ -19,7 +19,7 @@
 #   BENCH_PATIENCE seconds the whole benchmark may wait for a quiet machine before a run (at most
 #                  20 per run; default 180)
 # Needs root (sshd.sh logs in as a test user), go, zip, unzip, curl, pigz, rsync, openssh-server,
-# openssl and patch. Exit codes: 0 done, 1 a run failed or an archive did not prove, 2 usage.
+# openssl, patch and age. Exit codes: 0 done, 1 a run failed or an archive did not prove, 2 usage.
 set -euo pipefail
 umask 022
 
@@ -127,7 +127,8 @@ fresh_reuse() {
   conf reuse
 }
 
-# conf COMPRESSOR: archive's conf for the current size.
+# conf COMPRESSOR [RECIPIENTS]: archive's conf for the current size; with RECIPIENTS, the
+# archive is encrypted to them.
 conf() {
   cat >"$bench/run/archive.conf" <<CONF
 [source]
@@ -138,6 +139,7 @@ ca_file = $bench/tls/ca.pem
 work_dir = $bench/run/work
 state_dir = $bench/run/state
 compressor = $1
+encrypt_to = ${2:-}
 [destination]
 protocol = sftp
 host = 127.0.0.1
@@ -243,6 +245,14 @@ one_size() {
   measured archive "$archive" -c "$bench/run/archive.conf" --date 2026-11-28
   archived archive
   measured archive-unchanged "$archive" -c "$bench/run/archive.conf" --date 2026-11-28
+  # The scrub reading every archive back, and a run encrypting with age (issue 14's costs).
+  measured verify-download "$archive" -c "$bench/run/archive.conf" verify --download
+  fresh
+  age-keygen -o "$bench/run/identity.txt" 2>/dev/null
+  age-keygen -y "$bench/run/identity.txt" >"$bench/run/recipients.txt"
+  conf auto "$bench/run/recipients.txt"
+  measured encrypted "$archive" -c "$bench/run/archive.conf" --date 2026-11-28
+  echo "tgz_bytes=$(stat -c %s -- "$dest/$name.age" 2>/dev/null || echo 0)" >>"$results/encrypted.txt"
 
   # compressor = reuse: by archive once it accepts it, else by the steps in archive's order.
   prepare=fresh_reuse
@@ -269,7 +279,7 @@ one_size() {
   prove proposed
   measured proposed-unchanged "${run[@]}"
 
-  grep -h '^exit=' "$results"/{baseline,floor,archive,reuse,proposed}.txt | grep -qvx 'exit=0' && failed=1
+  grep -h '^exit=' "$results"/{baseline,floor,archive,reuse,proposed,verify-download,encrypted}.txt | grep -qvx 'exit=0' && failed=1
   grep -h '^exit=' "$results"/*-unchanged.txt | grep -qvx 'exit=3' && failed=1
   return 0
 }
