@@ -428,6 +428,10 @@ func (j *job) pack(ctx context.Context, z zipFile) (archiveFile, *failure) {
 	case z.reuse:
 		compressor = "reuse"
 		env = []string{archiveBin(), "ARCHIVE_ZIP=" + z.path, "ARCHIVE_MEMBER=" + c.ExpectedFile}
+		if c.EncryptTo != "" { // streamed through age: the plain archive never reaches the disk
+			env = append(env, "ARCHIVE_RECIPIENTS="+c.EncryptTo)
+			a.path, a.name = a.path+encryptedExt, a.name+encryptedExt
+		}
 	case c.mayReuse():
 		compressor = "gzip"
 		if _, err := exec.LookPath("pigz"); err == nil {
@@ -450,8 +454,8 @@ func (j *job) pack(ctx context.Context, z zipFile) (archiveFile, *failure) {
 	os.Remove(sql)
 	os.Remove(z.path)
 	a.sha256, a.size = res.facts["sha256"], atoi64(res.facts["size"])
-	encrypted := ""
-	if c.EncryptTo != "" {
+	encrypted := res.facts["encrypted"]
+	if c.EncryptTo != "" && encrypted == "" {
 		enc, f := j.encrypt(ctx, a, &s)
 		if f != nil {
 			return a, f

@@ -217,3 +217,24 @@ func TestVerifyRestoreTestProvesTheNewestArchiveAndLeavesNothing(t *testing.T) {
 		t.Fatal("the identity is in the output")
 	}
 }
+
+// With gzip (the dump compressed again), the archive is encrypted after packing by encrypt.sh;
+// it restores the same, and the plain archive is not left behind.
+func TestEncryptionAfterGzipRestoresTheDump(t *testing.T) {
+	need(t, "age", "age-keygen")
+	e := newEnv(t)
+	identity, recipients := filepath.Join(e.dir, "identity.txt"), filepath.Join(e.dir, "recipients.txt")
+	exec.Command("age-keygen", "-o", identity).Run()
+	pub, _ := exec.Command("age-keygen", "-y", identity).Output()
+	os.WriteFile(recipients, pub, 0o644)
+	e.conf["archive"]["encrypt_to"], e.conf["archive"]["compressor"] = recipients, "gzip"
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	e.wantLine(`OK check=archive name=20262811.tgz.age .*compressor=gzip encrypted=age`)
+	e.wantExit(e.run("restore", "--latest", "--identity", identity, "--to", filepath.Join(e.dir, "back")), exitOK)
+	if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
+		t.Fatal("restore did not give the dump back")
+	}
+	if names := strings.Join(e.ssh.remoteNames(t), ","); names != "20262811.tgz.age,20262811.tgz.age.sha256" {
+		t.Fatalf("the server holds %s", names)
+	}
+}

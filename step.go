@@ -76,7 +76,7 @@ var destCauses = map[int]cause{
 var encryptCauses = map[int]cause{
 	1:  {"the encryption failed, for a reason age names (detail=)", "[archive] encrypt_to", "read detail=; rerun the step by hand (rerun=)"},
 	20: {"age refused the recipients file", "[archive] encrypt_to", "one age public key (age1...) or SSH public key per line; make one with age-keygen -y IDENTITY"},
-	21: {"cannot write the encrypted archive in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir: encrypting needs room for the archive twice"},
+	21: {"cannot write the encrypted archive in the work folder (disk full or permission)", "[archive] work_dir", "free space in work_dir: after gzip or pigz, encrypting needs room for the archive twice"},
 }
 
 var extractCauses = map[int]cause{

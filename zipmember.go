@@ -16,6 +16,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -356,6 +357,9 @@ func writeReuse(zipPath, name, tgz string) error {
 	if err != nil {
 		return zipFail(packFailed, "cannot read the member %q: %v", name, err)
 	}
+	if recipients := os.Getenv("ARCHIVE_RECIPIENTS"); recipients != "" {
+		return writeEncrypted(io.MultiReader(bytes.NewReader(head), raw, bytes.NewReader(tail)), recipients, tgz)
+	}
 	out, err := os.OpenFile(tgz, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return zipFail(packCannotWrite, "cannot write the archive in %s: %v", filepath.Dir(tgz), plainErr(err))
@@ -379,6 +383,45 @@ func writeReuse(zipPath, name, tgz string) error {
 		return zipFail(packBadArchive, "the archive written is not the frame made around the zip's data: %v", err)
 	}
 	fmt.Printf("size=%d\nsha256=%s\n", int64(len(head))+int64(f.CompressedSize64)+int64(len(tail)), hex.EncodeToString(sum.Sum(nil)))
+	return nil
+}
+
+// writeEncrypted streams the archive through age (the shell tool, fed on its standard input) into
+// out: no plain copy is ever on disk. It prints the encrypted file's size and sha256, read back,
+// and the plain archive's sha256, computed on the way.
+func writeEncrypted(archive io.Reader, recipients, out string) error {
+	var stderr bytes.Buffer
+	age := exec.Command("age", "-R", recipients, "-o", out)
+	age.Stderr = &stderr
+	in, err := age.StdinPipe()
+	if err == nil {
+		err = age.Start()
+	}
+	if err != nil {
+		return zipFail(packFailed, "cannot run age: %v", err)
+	}
+	plain := sha256.New()
+	_, copyErr := io.Copy(in, io.TeeReader(archive, plain))
+	in.Close()
+	if err := age.Wait(); err != nil || copyErr != nil {
+		os.Remove(out)
+		said := strings.TrimSpace(strings.Split(stderr.String(), "\n")[0])
+		if strings.Contains(said, "no space") {
+			return zipFail(packCannotWrite, "cannot write the archive in %s: %s", filepath.Dir(out), said)
+		}
+		return zipFail(packFailed, "age could not encrypt the archive: %s", orUnknown(said))
+	}
+	fh, err := os.Open(out)
+	if err != nil {
+		return zipFail(packCannotWrite, "cannot read back %s: %v", out, plainErr(err))
+	}
+	defer fh.Close()
+	sum := sha256.New()
+	n, err := io.Copy(sum, fh)
+	if err != nil {
+		return zipFail(packBadArchive, "cannot read back %s: %v", out, plainErr(err))
+	}
+	fmt.Printf("size=%d\nsha256=%s\nplain_sha256=%s\nencrypted=age\n", n, hex.EncodeToString(sum.Sum(nil)), hex.EncodeToString(plain.Sum(nil)))
 	return nil
 }
 

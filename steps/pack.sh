@@ -15,6 +15,9 @@
 #                              decompressed and its file's sha256 compared, a full proof.
 #                              Without it, every gzip CRC and the tar listing are checked.
 #   ARCHIVE_BIN                reuse: the archive program (default: archive in PATH)
+#   ARCHIVE_RECIPIENTS         reuse: a file of age recipients ([archive] encrypt_to); TGZ is then
+#                              the archive streamed through age (NAME.tgz.age): no plain copy is
+#                              written. Also prints plain_sha256 and encrypted=age.
 # Output (stdout, key=value lines): size, sha256 of TGZ, compressor.
 # reuse proves the file it wrote by reading back its size and frame; the member's data is what
 # unpack.sh inflated and checked against the zip's CRC; the server's copy is checked against the
@@ -79,6 +82,7 @@ main() {
     [[ -n ${ARCHIVE_ZIP:-} ]] || die 2 "ARCHIVE_ZIP is not set; reuse needs the downloaded zip (-h for help)"
     local bin=${ARCHIVE_BIN:-archive}
     command -v "$bin" >/dev/null || die 127 "$bin not found; set ARCHIVE_BIN to the archive program"
+    [[ -z ${ARCHIVE_RECIPIENTS:-} ]] || tools age age
     facts=$("$bin" pack-member "$ARCHIVE_ZIP" "${ARCHIVE_MEMBER:-$(basename -- "$sql")}" "$part")
   else
     facts=$(compress "$sql" "$zip")
