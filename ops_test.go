@@ -202,10 +202,7 @@ func TestVerifyRestoreTestProvesTheNewestArchiveAndLeavesNothing(t *testing.T) {
 		t.Fatalf("the drill left %v in work_dir", left)
 	}
 
-	identity, recipients := filepath.Join(e.dir, "identity.txt"), filepath.Join(e.dir, "recipients.txt")
-	exec.Command("age-keygen", "-o", identity).Run()
-	pub, _ := exec.Command("age-keygen", "-y", identity).Output()
-	os.WriteFile(recipients, pub, 0o644)
+	identity, recipients := ageKeys(t, e.dir)
 	e.conf["archive"]["encrypt_to"] = recipients
 	e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("second")}))
 	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
@@ -223,10 +220,7 @@ func TestVerifyRestoreTestProvesTheNewestArchiveAndLeavesNothing(t *testing.T) {
 func TestEncryptionAfterGzipRestoresTheDump(t *testing.T) {
 	need(t, "age", "age-keygen")
 	e := newEnv(t)
-	identity, recipients := filepath.Join(e.dir, "identity.txt"), filepath.Join(e.dir, "recipients.txt")
-	exec.Command("age-keygen", "-o", identity).Run()
-	pub, _ := exec.Command("age-keygen", "-y", identity).Output()
-	os.WriteFile(recipients, pub, 0o644)
+	identity, recipients := ageKeys(t, e.dir)
 	e.conf["archive"]["encrypt_to"], e.conf["archive"]["compressor"] = recipients, "gzip"
 	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
 	e.wantLine(`OK check=archive name=20262811.tgz.age .*compressor=gzip encrypted=age`)

@@ -295,15 +295,7 @@ func TestEveryProtocolEncryptsAndRestoresWithTheIdentity(t *testing.T) {
 			d := startDest(t, e, proto)
 			e.conf["destination"] = d.conf
 			e.conf["archive"]["name_format"] = "%Y%m%d"
-			identity, recipients := filepath.Join(e.dir, "identity.txt"), filepath.Join(e.dir, "recipients.txt")
-			if out, err := exec.Command("age-keygen", "-o", identity).CombinedOutput(); err != nil {
-				t.Fatalf("age-keygen: %v %s", err, out)
-			}
-			pub, err := exec.Command("age-keygen", "-y", identity).Output()
-			if err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(recipients, pub, 0o644)
+			identity, recipients := ageKeys(t, e.dir)
 			e.conf["archive"]["encrypt_to"] = recipients
 
 			e.wantExit(e.run("--date", "2026-11-28"), exitOK)
@@ -334,6 +326,21 @@ func TestEveryProtocolEncryptsAndRestoresWithTheIdentity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ageKeys makes an age identity and the recipients file of its public key, in dir.
+func ageKeys(t *testing.T, dir string) (identity, recipients string) {
+	t.Helper()
+	identity, recipients = filepath.Join(dir, "identity.txt"), filepath.Join(dir, "recipients.txt")
+	if out, err := exec.Command("age-keygen", "-o", identity).CombinedOutput(); err != nil {
+		t.Fatalf("age-keygen: %v %s", err, out)
+	}
+	pub, err := exec.Command("age-keygen", "-y", identity).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(recipients, pub, 0o644)
+	return identity, recipients
 }
 
 // identityKey is the AGE-SECRET-KEY line of an identity file.
