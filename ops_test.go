@@ -207,7 +207,15 @@ func TestVerifyRestoreTestProvesTheNewestArchiveAndLeavesNothing(t *testing.T) {
 	e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("second")}))
 	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
 	e.wantExit(e.run("verify", "--restore-test"), exitOK)
+	// Both kinds in one folder: each verified against its record.
+	e.wantLine(`OK check=verify name=20262811.tgz.age `)
+	e.wantLine(`OK check=verify name=20262711.tgz `)
 	e.wantLine(`SKIPPED check=restore-test name=20262811.tgz.age reason="the archive is encrypted: --identity FILE restores it`)
+	e.wantExit(e.run("check"), exitOK)
+	e.wantLine(`^OK +encryption +age, to 1 recipients \(.*recipients.txt: age1\S+\.\.\.\): a probe encrypted`)
+	e.wantExit(e.run("list", "--date", "2026-11-28"), exitOK)
+	e.wantLine(`^20262811.tgz.age +2026-11-28 `)
+	e.wantLine(`^20262711.tgz +2026-11-27 `)
 	e.wantExit(e.run("verify", "--restore-test", "--identity", identity), exitOK)
 	e.wantLine(`OK check=restore-test name=20262811.tgz.age .*dump_sha256=` + sha(dump("second"))[:12])
 	if strings.Contains(e.output, identityKey(t, identity)) {

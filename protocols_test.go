@@ -284,8 +284,8 @@ func TestADeletionTheServerRefusesIsAWarningWithItsWords(t *testing.T) {
 }
 
 // Encryption at rest on every protocol: only NAME.tgz.age reaches the server, age's format and
-// not a gzip; a plain archive of the day before stays beside it and both count for retention;
-// restore wants the identity, and with it gives back the dump, proven by its recorded sha256.
+// not a gzip; restore wants the identity, and with it gives back the dump, proven by its
+// recorded sha256. (Plain and encrypted archives side by side: ops_test.go.)
 func TestEveryProtocolEncryptsAndRestoresWithTheIdentity(t *testing.T) {
 	need(t, "age", "age-keygen")
 	for _, proto := range eachProtocol {
