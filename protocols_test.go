@@ -111,44 +111,51 @@ func (d destServer) plant(t *testing.T, names ...string) {
 // allProtocols are the protocols, each with the server implementations and setups tested.
 var allProtocols = []string{"sftp", "sftp-chroot", "sftp-rclone", "ftps", "ftps-pure", "webdav", "webdav-rclone", "smb", "smb-strict", "nfs"}
 
-// eachProtocol is one server of each protocol, for features that sit above the destination
-// contract (encryption, the scrub): the contract itself is tested on every implementation.
-var eachProtocol = []string{"sftp", "ftps", "webdav", "smb", "nfs"}
-
-func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
-	for _, proto := range allProtocols {
+// onEvery runs body on each server, in parallel, each with its own env and archives named %Y%m%d.
+func onEvery(t *testing.T, servers []string, body func(t *testing.T, e *env, d destServer)) {
+	for _, proto := range servers {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel() // each with its own servers and folders
 			e := newEnv(t)
 			d := startDest(t, e, proto)
 			e.conf["destination"] = d.conf
 			e.conf["archive"]["name_format"] = "%Y%m%d"
-			e.conf["retention"]["keep_min"] = "2"
-			d.plant(t, "20260101.tgz", "20260102.tgz", "20261020.tgz", "readme.txt")
-
-			e.wantExit(e.run("--date", "2026-11-28"), exitOK)
-			e.wantLine(`OK check=connection server=\S+`)
-			e.wantLine(`OK check=transfer remote="?\S.*/20261128.tgz"? .*verified=`)
-			e.wantLine(`INFO check=prune deleted=20260101.tgz date=2026-01-01`)
-			e.wantLine(`INFO check=prune deleted=20260102.tgz`)
-			if got, want := d.names(t), "20261020.tgz,20261128.tgz,20261128.tgz.sha256,readme.txt"; got != want {
-				t.Fatalf("the server holds %s, want %s", got, want)
-			}
-			if _, body := sqlInArchive(t, filepath.Join(d.dir, "20261128.tgz")); body != dump("first") {
-				t.Fatal("the archive on the server does not hold the dump")
-			}
-
-			e.wantExit(e.run("--date", "2026-11-29"), exitWarning)
-			e.wantLine(`SKIPPED check=transfer reason="unchanged dump`)
-
-			// Restore through the protocol, from the sidecar alone (a fresh machine, as told).
-			os.Remove(filepath.Join(e.dir, "state", recordsFile))
-			e.wantExit(e.run("restore", "20261128.tgz", "--use-server-checksum", "--to", filepath.Join(e.dir, "back")), exitOK)
-			if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
-				t.Fatal("restore did not give the dump back")
-			}
+			body(t, e, d)
 		})
 	}
+}
+
+// eachProtocol is one server of each protocol, for features that sit above the destination
+// contract (encryption, the scrub): the contract itself is tested on every implementation.
+var eachProtocol = []string{"sftp", "ftps", "webdav", "smb", "nfs"}
+
+func TestEveryProtocolArchivesSkipsAndPrunes(t *testing.T) {
+	onEvery(t, allProtocols, func(t *testing.T, e *env, d destServer) {
+		e.conf["retention"]["keep_min"] = "2"
+		d.plant(t, "20260101.tgz", "20260102.tgz", "20261020.tgz", "readme.txt")
+
+		e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+		e.wantLine(`OK check=connection server=\S+`)
+		e.wantLine(`OK check=transfer remote="?\S.*/20261128.tgz"? .*verified=`)
+		e.wantLine(`INFO check=prune deleted=20260101.tgz date=2026-01-01`)
+		e.wantLine(`INFO check=prune deleted=20260102.tgz`)
+		if got, want := d.names(t), "20261020.tgz,20261128.tgz,20261128.tgz.sha256,readme.txt"; got != want {
+			t.Fatalf("the server holds %s, want %s", got, want)
+		}
+		if _, body := sqlInArchive(t, filepath.Join(d.dir, "20261128.tgz")); body != dump("first") {
+			t.Fatal("the archive on the server does not hold the dump")
+		}
+
+		e.wantExit(e.run("--date", "2026-11-29"), exitWarning)
+		e.wantLine(`SKIPPED check=transfer reason="unchanged dump`)
+
+		// Restore through the protocol, from the sidecar alone (a fresh machine, as told).
+		os.Remove(filepath.Join(e.dir, "state", recordsFile))
+		e.wantExit(e.run("restore", "20261128.tgz", "--use-server-checksum", "--to", filepath.Join(e.dir, "back")), exitOK)
+		if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
+			t.Fatal("restore did not give the dump back")
+		}
+	})
 }
 
 func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
@@ -221,34 +228,27 @@ func TestEveryProtocolReportsItsFailuresWithTheirCause(t *testing.T) {
 // check, list and run --dry-run on every protocol and server: they report, and change nothing on
 // the server (the folder, byte for byte) or in the state.
 func TestEveryProtocolChecksListsAndDryRunsWithoutChangingTheServer(t *testing.T) {
-	for _, proto := range allProtocols {
-		t.Run(proto, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			d := startDest(t, e, proto)
-			e.conf["destination"] = d.conf
-			e.conf["archive"]["name_format"] = "%Y%m%d"
-			e.conf["retention"]["keep_min"] = "1"
-			d.plant(t, "20260101.tgz", "20260102.tgz", "readme.txt")
-			before := snapshot(d.dir)
+	onEvery(t, allProtocols, func(t *testing.T, e *env, d destServer) {
+		e.conf["retention"]["keep_min"] = "1"
+		d.plant(t, "20260101.tgz", "20260102.tgz", "readme.txt")
+		before := snapshot(d.dir)
 
-			e.wantExit(e.run("check", "--date", "2026-11-28"), exitOK)
-			e.wantLine(`^OK +write probe +wrote archive-check-probe-\S+\.part, verified, renamed to archive-check-probe-\S+, deleted`)
-			e.wantLine(`^all OK`)
-			e.wantExit(e.run("list", "--date", "2026-11-28"), exitOK)
-			e.wantLine(`^20260101.tgz +2026-01-01 .* DELETE`)
-			e.wantLine(`^readme.txt .*ignored`)
-			e.wantExit(e.run("--dry-run", "--date", "2026-11-28"), exitOK)
-			e.wantLine(`INFO check=transfer would_upload="?\S.*/20261128.tgz"? `)
-			e.wantLine(`INFO check=prune would_delete=20260101.tgz`)
-			if after := snapshot(d.dir); !sameFiles(before, after) {
-				t.Fatalf("check, list or a dry run changed the server:\nbefore %v\nafter  %v", before, after)
-			}
-			if _, err := os.Stat(e.statePath()); err == nil {
-				t.Fatal("a dry run wrote the state")
-			}
-		})
-	}
+		e.wantExit(e.run("check", "--date", "2026-11-28"), exitOK)
+		e.wantLine(`^OK +write probe +wrote archive-check-probe-\S+\.part, verified, renamed to archive-check-probe-\S+, deleted`)
+		e.wantLine(`^all OK`)
+		e.wantExit(e.run("list", "--date", "2026-11-28"), exitOK)
+		e.wantLine(`^20260101.tgz +2026-01-01 .* DELETE`)
+		e.wantLine(`^readme.txt .*ignored`)
+		e.wantExit(e.run("--dry-run", "--date", "2026-11-28"), exitOK)
+		e.wantLine(`INFO check=transfer would_upload="?\S.*/20261128.tgz"? `)
+		e.wantLine(`INFO check=prune would_delete=20260101.tgz`)
+		if after := snapshot(d.dir); !sameFiles(before, after) {
+			t.Fatalf("check, list or a dry run changed the server:\nbefore %v\nafter  %v", before, after)
+		}
+		if _, err := os.Stat(e.statePath()); err == nil {
+			t.Fatal("a dry run wrote the state")
+		}
+	})
 }
 
 // A deletion the server refuses, on a share where the old archives are another user's (a sticky
@@ -288,44 +288,37 @@ func TestADeletionTheServerRefusesIsAWarningWithItsWords(t *testing.T) {
 // recorded sha256. (Plain and encrypted archives side by side: ops_test.go.)
 func TestEveryProtocolEncryptsAndRestoresWithTheIdentity(t *testing.T) {
 	need(t, "age", "age-keygen")
-	for _, proto := range eachProtocol {
-		t.Run(proto, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			d := startDest(t, e, proto)
-			e.conf["destination"] = d.conf
-			e.conf["archive"]["name_format"] = "%Y%m%d"
-			identity, recipients := ageKeys(t, e.dir)
-			e.conf["archive"]["encrypt_to"] = recipients
+	onEvery(t, eachProtocol, func(t *testing.T, e *env, d destServer) {
+		identity, recipients := ageKeys(t, e.dir)
+		e.conf["archive"]["encrypt_to"] = recipients
 
-			e.wantExit(e.run("--date", "2026-11-28"), exitOK)
-			e.wantLine(`OK check=archive name=20261128.tgz.age size=\d+ sha256=\w+ compressor=reuse encrypted=age`)
-			e.wantLine(`OK check=transfer remote="?\S.*/20261128.tgz.age"? .*verified=`)
-			if got, want := d.names(t), "20261128.tgz.age,20261128.tgz.age.sha256"; got != want {
-				t.Fatalf("the server holds %s, want %s", got, want)
-			}
-			data, _ := os.ReadFile(filepath.Join(d.dir, "20261128.tgz.age"))
-			if !strings.HasPrefix(string(data), "age-encryption.org/v1\n") || strings.Contains(string(data), "INSERT INTO") {
-				t.Fatal("the archive on the server is not an age file")
-			}
+		e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+		e.wantLine(`OK check=archive name=20261128.tgz.age size=\d+ sha256=\w+ compressor=reuse encrypted=age`)
+		e.wantLine(`OK check=transfer remote="?\S.*/20261128.tgz.age"? .*verified=`)
+		if got, want := d.names(t), "20261128.tgz.age,20261128.tgz.age.sha256"; got != want {
+			t.Fatalf("the server holds %s, want %s", got, want)
+		}
+		data, _ := os.ReadFile(filepath.Join(d.dir, "20261128.tgz.age"))
+		if !strings.HasPrefix(string(data), "age-encryption.org/v1\n") || strings.Contains(string(data), "INSERT INTO") {
+			t.Fatal("the archive on the server is not an age file")
+		}
 
-			out := filepath.Join(e.dir, "back")
-			e.wantExit(e.run("restore", "--latest", "--to", out), exitFailure)
-			e.wantLine(`archive: error: restore: 20261128.tgz.age is encrypted: add --identity FILE`)
-			other := filepath.Join(e.dir, "other.txt")
-			exec.Command("age-keygen", "-o", other).Run()
-			e.wantExit(e.run("restore", "--latest", "--to", out, "--identity", other), exitFailure)
-			e.wantLine(`cannot decrypt the archive with this identity .*no identity matched`)
-			e.wantExit(e.run("restore", "--latest", "--to", out, "--identity", identity), exitOK)
-			e.wantLine(`dump    sha256 \w+ \(matches the dump's record\)`)
-			if got, _ := os.ReadFile(filepath.Join(out, "dump.sql")); string(got) != dump("first") {
-				t.Fatal("restore did not give the dump back")
-			}
-			if log, _ := os.ReadFile(filepath.Join(e.dir, "archive.log")); strings.Contains(e.output+string(log), identityKey(t, identity)) {
-				t.Fatal("the identity's secret key is in the output or the log")
-			}
-		})
-	}
+		out := filepath.Join(e.dir, "back")
+		e.wantExit(e.run("restore", "--latest", "--to", out), exitFailure)
+		e.wantLine(`archive: error: restore: 20261128.tgz.age is encrypted: add --identity FILE`)
+		other := filepath.Join(e.dir, "other.txt")
+		exec.Command("age-keygen", "-o", other).Run()
+		e.wantExit(e.run("restore", "--latest", "--to", out, "--identity", other), exitFailure)
+		e.wantLine(`cannot decrypt the archive with this identity .*no identity matched`)
+		e.wantExit(e.run("restore", "--latest", "--to", out, "--identity", identity), exitOK)
+		e.wantLine(`dump    sha256 \w+ \(matches the dump's record\)`)
+		if got, _ := os.ReadFile(filepath.Join(out, "dump.sql")); string(got) != dump("first") {
+			t.Fatal("restore did not give the dump back")
+		}
+		if log, _ := os.ReadFile(filepath.Join(e.dir, "archive.log")); strings.Contains(e.output+string(log), identityKey(t, identity)) {
+			t.Fatal("the identity's secret key is in the output or the log")
+		}
+	})
 }
 
 // ageKeys makes an age identity and the recipients file of its public key, in dir.
@@ -359,47 +352,40 @@ func identityKey(t *testing.T, identity string) string {
 // the same size, one removed, and one this host never uploaded; each gets its own line, the
 // outcome is exit 17, and the damaged ones are kept out of keep_min and never pruned.
 func TestEveryProtocolVerifyFindsDamagedMissingAndUnrecordedArchives(t *testing.T) {
-	for _, proto := range eachProtocol {
-		t.Run(proto, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			d := startDest(t, e, proto)
-			e.conf["destination"] = d.conf
-			e.conf["archive"]["name_format"] = "%Y%m%d"
-			for _, day := range []string{"27", "28", "29", "30"} {
-				e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("night " + day)}))
-				e.wantExit(e.run("--date", "2026-11-"+day), exitOK)
-			}
-			p := func(n string) string { return filepath.Join(d.dir, n) }
-			data, _ := os.ReadFile(p("20261128.tgz"))
-			os.WriteFile(p("20261128.tgz"), data[:len(data)/2], 0o644)
-			data, _ = os.ReadFile(p("20261129.tgz"))
-			for i := range data {
-				data[i] ^= 0x5a
-			}
-			os.WriteFile(p("20261129.tgz"), data, 0o644)
-			os.Remove(p("20261130.tgz"))
-			d.plant(t, "20261101.tgz")
+	onEvery(t, eachProtocol, func(t *testing.T, e *env, d destServer) {
+		for _, day := range []string{"27", "28", "29", "30"} {
+			e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("night " + day)}))
+			e.wantExit(e.run("--date", "2026-11-"+day), exitOK)
+		}
+		p := func(n string) string { return filepath.Join(d.dir, n) }
+		data, _ := os.ReadFile(p("20261128.tgz"))
+		os.WriteFile(p("20261128.tgz"), data[:len(data)/2], 0o644)
+		data, _ = os.ReadFile(p("20261129.tgz"))
+		for i := range data {
+			data[i] ^= 0x5a
+		}
+		os.WriteFile(p("20261129.tgz"), data, 0o644)
+		os.Remove(p("20261130.tgz"))
+		d.plant(t, "20261101.tgz")
 
-			e.wantExit(e.run("verify"), exitVerify)
-			e.wantLine(`OK check=verify name=20261127.tgz size=\d+ sha256=\w+ verified=(sha256|download)`)
-			e.wantLine(`FAILED check=verify name=20261128.tgz result=DIFFERS cause="the archive on the server is not the one uploaded`)
-			e.wantLine(`FAILED check=verify name=20261129.tgz result=DIFFERS `)
-			e.wantLine(`FAILED check=verify name=20261130.tgz result=MISSING `)
-			e.wantLine(`WARNING check=verify cause="the archive has no record on this host: its content cannot be proven" name=20261101.tgz result=UNRECORDED`)
-			e.wantLine(`INFO check=verify checked=5 ok=1 differs=2 missing=1 unrecorded=1`)
-			e.wantLine(`RESULT FAILURE exit=17 `)
-			if got := readDamaged(filepath.Join(e.dir, "state")); len(got) != 3 || !got["20261128.tgz"] || !got["20261129.tgz"] || !got["20261130.tgz"] {
-				t.Fatalf("damaged = %v", got)
-			}
+		e.wantExit(e.run("verify"), exitVerify)
+		e.wantLine(`OK check=verify name=20261127.tgz size=\d+ sha256=\w+ verified=(sha256|download)`)
+		e.wantLine(`FAILED check=verify name=20261128.tgz result=DIFFERS cause="the archive on the server is not the one uploaded`)
+		e.wantLine(`FAILED check=verify name=20261129.tgz result=DIFFERS `)
+		e.wantLine(`FAILED check=verify name=20261130.tgz result=MISSING `)
+		e.wantLine(`WARNING check=verify cause="the archive has no record on this host: its content cannot be proven" name=20261101.tgz result=UNRECORDED`)
+		e.wantLine(`INFO check=verify checked=5 ok=1 differs=2 missing=1 unrecorded=1`)
+		e.wantLine(`RESULT FAILURE exit=17 `)
+		if got := readDamaged(filepath.Join(e.dir, "state")); len(got) != 3 || !got["20261128.tgz"] || !got["20261129.tgz"] || !got["20261130.tgz"] {
+			t.Fatalf("damaged = %v", got)
+		}
 
-			// A sample of two is the newest and the oldest.
-			e.wantExit(e.run("verify", "--sample", "2"), exitVerify)
-			e.wantLine(`INFO check=verify checked=2 `)
-			e.wantLine(`name=20261130.tgz result=MISSING`)
-			e.wantLine(`name=20261101.tgz result=UNRECORDED`)
-			e.wantExit(e.run("status"), exitOK)
-			e.wantLine(`^last verify .*FAILURE, exit 17, verify of 2 archives`)
-		})
-	}
+		// A sample of two is the newest and the oldest.
+		e.wantExit(e.run("verify", "--sample", "2"), exitVerify)
+		e.wantLine(`INFO check=verify checked=2 `)
+		e.wantLine(`name=20261130.tgz result=MISSING`)
+		e.wantLine(`name=20261101.tgz result=UNRECORDED`)
+		e.wantExit(e.run("status"), exitOK)
+		e.wantLine(`^last verify .*FAILURE, exit 17, verify of 2 archives`)
+	})
 }

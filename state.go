@@ -285,16 +285,7 @@ func readFacts(dir string) map[string]archiveFacts {
 }
 
 func writeFacts(dir string, facts map[string]archiveFacts) error {
-	names := make([]string, 0, len(facts))
-	for n := range facts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s %d %s\n", n, facts[n].size, facts[n].dump)
-	}
-	return writeFileAtomic(dir, factsFile, []byte(b.String()))
+	return writeByName(dir, factsFile, facts, func(name string, f archiveFacts) string { return fmt.Sprintf("%s %d %s", name, f.size, f.dump) })
 }
 
 // addRecord remembers an archive this host uploaded and verified.
@@ -323,14 +314,19 @@ func removeRecord(dir, name string) {
 }
 
 func writeRecords(dir string, recs map[string]string) error {
-	names := make([]string, 0, len(recs))
-	for n := range recs {
+	return writeByName(dir, recordsFile, recs, func(name, sum string) string { return sum + "  " + name })
+}
+
+// writeByName replaces a file of one line per archive, sorted by name.
+func writeByName[T any](dir, file string, m map[string]T, line func(name string, v T) string) error {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var b strings.Builder
 	for _, n := range names {
-		fmt.Fprintf(&b, "%s  %s\n", recs[n], n)
+		b.WriteString(line(n, m[n]) + "\n")
 	}
-	return writeFileAtomic(dir, recordsFile, []byte(b.String()))
+	return writeFileAtomic(dir, file, []byte(b.String()))
 }
