@@ -60,11 +60,12 @@ func verifyArchives(o *options) int {
 	if f != nil {
 		return j.finish(f)
 	}
-	names := scrubList(files, conf, readRecords(conf.StateDir), opt.sample)
+	recs, facts := readRecords(conf.StateDir), readFacts(conf.StateDir)
+	names := scrubList(files, conf, recs, opt.sample)
 	j.res.Archive = fmt.Sprintf("verify of %d archives", len(names))
 	var verdicts []scrubbed
 	for _, name := range names {
-		verdicts = append(verdicts, j.scrubOne(ctx, d, files, name, opt.download))
+		verdicts = append(verdicts, j.scrubOne(ctx, d, files, name, recs[name], facts[name].size, opt.download))
 		if ctx.Err() != nil {
 			break
 		}
@@ -156,9 +157,8 @@ func scrubList(files []remoteFile, c *Conf, recs map[string]string, sample int) 
 	return picked[:min(sample, len(picked))]
 }
 
-// scrubOne checks one archive, and logs its line.
-func (j *job) scrubOne(ctx context.Context, d dest, files []remoteFile, name string, download bool) scrubbed {
-	sum := readRecords(j.conf.StateDir)[name]
+// scrubOne checks one archive against its recorded sha256 and size (0: unknown), and logs its line.
+func (j *job) scrubOne(ctx context.Context, d dest, files []remoteFile, name, sum string, known int64, download bool) scrubbed {
 	var listed *remoteFile
 	for i := range files {
 		if files[i].Name == name {
@@ -176,7 +176,7 @@ func (j *job) scrubOne(ctx context.Context, d dest, files []remoteFile, name str
 		return scrubbed{name, "MISSING"}
 	}
 	size := listed.Size
-	if known := readFacts(j.conf.StateDir)[name].size; known > 0 {
+	if known > 0 {
 		size = known
 	}
 	res, f := j.scrubStep(ctx, d, name, sum, size, download)
