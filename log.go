@@ -119,7 +119,6 @@ func (l *logger) info(check string, facts ...fact)    { l.write("INFO", check, f
 func (l *logger) ok(check string, facts ...fact)      { l.write("OK", check, facts) }
 func (l *logger) failed(check string, facts ...fact)  { l.write("FAILED", check, facts) }
 func (l *logger) warning(check string, facts ...fact) { l.write("WARNING", check, facts) }
-func (l *logger) skipped(check string, facts ...fact) { l.write("SKIPPED", check, facts) }
 
 // result writes the last line of the run and passes the exit code through.
 func (l *logger) result(code int, start time.Time) int {
