@@ -27,7 +27,8 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode,
+# verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -75,9 +76,7 @@ verb_verify() {
   local sum size
   sum=$(sha256sum <"$dir/$1" 2>"$err" | cut -d' ' -f1) || fail "verify"
   size=$(stat -c %s -- "$dir/$1")
-  printf 'sha256=%s\nsize=%s\nverified=sha256\n' "$sum" "$size"
-  [[ -z ${3:-} || $size == "$3" ]] || die 27 "$dir/$1 has $size bytes, not $3"
-  [[ $sum == "$2" ]] || die 27 "$dir/$1 has sha256 $sum, not $2"
+  verified "$1" "$2" "${3:-}" "$size" "$sum" sha256
 }
 
 verb_list() {

@@ -36,7 +36,8 @@
 #                                         127 a required tool is missing
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode,
+# verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -165,10 +166,7 @@ verb_verify() {
       how=download
       ;;
   esac
-  printf 'size=%s\nverified=%s\n' "$got" "$how"
-  [[ -n $sum ]] && printf 'sha256=%s\n' "$sum"
-  [[ -z ${3:-} || $got == "$3" ]] || die 27 "the remote $1 is $got bytes, not $3"
-  [[ -z $sum || $sum == "$2" ]] || die 27 "the remote $1 has sha256 $sum, not $2"
+  verified "$1" "$2" "${3:-}" "$got" "$sum" "$how"
 }
 
 # quote WORD: for the remote POSIX shell.

@@ -31,7 +31,8 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode,
+# verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -139,12 +140,8 @@ verb_verify() {
     http -o >(sha256sum >"$tmp/sum") "$base$(urlencode "$1")" || fail "verify download" 29
     wait "$!"
     sum=$(cut -d' ' -f1 "$tmp/sum")
-    printf 'sha256=%s\n' "$sum"
   fi
-  printf 'size=%s\n' "$size"
-  printf 'verified=%s\n' "$mode"
-  [[ $# == 2 || $size == "$3" ]] || die 27 "the remote $1 has $size bytes, not $3"
-  [[ -z $sum || $sum == "$2" ]] || die 27 "the remote $1 has sha256 $sum, not $2"
+  verified "$1" "$2" "${3:-}" "$size" "$sum" "$mode"
 }
 
 verb_list() {

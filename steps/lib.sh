@@ -81,3 +81,13 @@ dispatch() {
   shift
   "verb_$verb" "$@"
 }
+
+# verified NAME SHA256 SIZE GOT_SIZE GOT_SHA256 HOW: what every protocol's verify prints (the
+# server's size and sha256, and how they were read), then exit 27 when the copy is not the one
+# expected. An empty SIZE is not compared; an empty GOT_SHA256 means the server was not read.
+verified() {
+  [[ -z $5 ]] || printf 'sha256=%s\n' "$5"
+  printf 'size=%s\nverified=%s\n' "$4" "$6"
+  [[ -z $3 || $4 == "$3" ]] || die 27 "the remote $1 has $4 bytes, not $3"
+  [[ -z $5 || $5 == "$2" ]] || die 27 "the remote $1 has sha256 $5, not $2"
+}

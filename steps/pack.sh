@@ -31,7 +31,8 @@
 #   1 any other failure (the cause on stderr)
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode,
+# verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 

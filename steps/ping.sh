@@ -12,7 +12,8 @@
 #   1 the ping failed (cause on stderr)   127 curl is missing
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode.
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode,
+# verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
