@@ -145,14 +145,11 @@ func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 		if f.Name != a.name {
 			continue
 		}
-		// Only a sha256 proves the same bytes: the server's own, or this host's record of what it
-		// uploaded under that name when the server can only compare sizes.
+		// Only the server's sha256 proves the same bytes; a size match is uploaded again. This
+		// host's record says whether the name holds this very archive (a rerun of the day, or a
+		// damaged copy of it), which may be replaced, or another dump, which may not.
 		res, fail := j.do(ctx, d.long("transfer", "verify", a.name, a.sha256, size), exitTransfer)
-		same := fail == nil && res.facts["sha256"] == a.sha256
-		if fail == nil && res.facts["sha256"] == "" && readRecords(j.conf.StateDir)[a.name] == a.sha256 {
-			same = true
-		}
-		if same {
+		if fail == nil && res.facts["sha256"] == a.sha256 {
 			j.ok("transfer", kv("remote", d.remote(a.name)), kv("size", size), kv("sha256", short(a.sha256)), kv("note", "already on the server with the same content; nothing uploaded"))
 			return nil
 		}
@@ -162,6 +159,10 @@ func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 		held := "other content"
 		if sum := res.facts["sha256"]; sum != "" {
 			held = "sha256 " + short(sum)
+		}
+		if readRecords(j.conf.StateDir)[a.name] == a.sha256 {
+			j.info("transfer", kv("remote", d.remote(a.name)), kv("note", "this host uploaded this same archive under that name; the server cannot prove the copy intact, so it is uploaded again"))
+			continue
 		}
 		if !j.replace {
 			return &failure{check: "transfer", exit: exitTransfer, key: "[archive] name_format",

@@ -1444,6 +1444,17 @@ func faults() []fault {
 			exit:  exitOK,
 			lines: []string{`OK check=transfer remote=\S+/20262811.tgz size=\d+ sha256=\w+ note="already on the server with the same content; nothing uploaded"`},
 			then:  archived},
+		{name: "on a server that compares only sizes, a rerun of the same archive is uploaded again, never taken on its size", changes: true,
+			setup: func(f *fenv) {
+				f.use("webdav")
+				if code := f.archive("--date", faultDay); code != exitOK {
+					f.t.Fatalf("the first run exits %d", code)
+				}
+				os.Remove(filepath.Join(f.dir, "state", stateFile))
+			},
+			exit:  exitOK,
+			lines: []string{`INFO check=transfer remote=\S+/20262811.tgz note="this host uploaded this same archive under that name; the server cannot prove the copy intact, so it is uploaded again"`, `OK check=transfer .*verified=size`},
+			then:  archived},
 		{name: "an archive with today's name holding another dump (clock set back, --date) is never replaced without --replace",
 			setup: func(f *fenv) { f.plant(faultName, "the only copy of another night") },
 			exit:  exitTransfer, check: "transfer",
