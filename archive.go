@@ -114,6 +114,11 @@ func dateFlag(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.date, "date", "", "as of this day (YYYY-MM-DD)")
 }
 
+// fromFlag is --from NAME: the one destination a command reads ([destination] is "default").
+func fromFlag(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.restore.from, "from", "", "the destination: "+defaultDest+" for [destination], NAME for [destination NAME]")
+}
+
 var commands = map[string]command{
 	"run": {flags: func(fs *flag.FlagSet, o *options) {
 		dateFlag(fs, o)
@@ -125,12 +130,16 @@ var commands = map[string]command{
 		dateFlag(fs, o)
 		fs.BoolVar(&o.mail, "mail", false, "also send a test mail")
 	}, run: func(o *options) int { return check(o.conf, o.now, o.mail) }},
-	"list": {flags: dateFlag, run: func(o *options) int { return list(o.conf, o.now) }},
+	"list": {flags: func(fs *flag.FlagSet, o *options) {
+		dateFlag(fs, o)
+		fromFlag(fs, o)
+	}, run: func(o *options) int { return list(o.conf, o.restore.from, o.now) }},
 	"verify": {flags: func(fs *flag.FlagSet, o *options) {
 		fs.BoolVar(&o.download, "download", false, "download every archive, even where the server can hash it")
 		fs.IntVar(&o.sample, "sample", -1, "check only N archives, the newest and the oldest among them")
 		fs.BoolVar(&o.restoreTest, "restore-test", false, "also restore the newest archive into a private folder, prove the dump, remove it")
 		fs.StringVar(&o.restore.identity, "identity", "", "the age identity for --restore-test of an encrypted archive")
+		fromFlag(fs, o)
 	}, run: verifyArchives},
 	"status": {flags: dateFlag, run: func(o *options) int { return status(o.conf, o.now) }},
 	"restore": {args: 1, flags: func(fs *flag.FlagSet, o *options) {
@@ -140,6 +149,7 @@ var commands = map[string]command{
 		fs.BoolVar(&o.restore.serverSum, "use-server-checksum", false, "trust NAME.sha256 on the server when this host has no record")
 		fs.BoolVar(&o.restore.force, "force", false, "replace a file of the dump's name in --to")
 		fs.StringVar(&o.restore.identity, "identity", "", "the age identity file that decrypts NAME.tgz.age")
+		fromFlag(fs, o)
 	}, run: func(o *options) int {
 		if len(o.words) == 1 {
 			o.restore.name = o.words[0]
@@ -244,7 +254,7 @@ func usageError(cause, hint string) int {
 func nightly(o *options) int {
 	conf, confErr := loadConf(o.conf)
 	j := startJob(conf, o)
-	now, dryRun := o.now, o.dryRun
+	now := o.now
 	defer j.log.close()
 	if f := j.ready(confErr); f != nil {
 		return j.finish(f)
@@ -259,10 +269,14 @@ func nightly(o *options) int {
 	// be read fails check "changed", after the download.
 	prev, stateErr := readState(conf.StateDir)
 
+	// A destination that lacks the last archived dump (its delivery failed, or it is new) gets it
+	// from this run, even unchanged; so the zip is then downloaded, never answered by a 304.
+	targets, lagging := j.targets(prev)
+
 	if f := j.probeSource(ctx); f != nil { // 1. url
 		return j.finish(f)
 	}
-	zip, f := j.download(ctx, prev) // 2. download (a 304 stands for the last archived zip)
+	zip, f := j.download(ctx, prev, len(lagging) == 0) // 2. download (a 304 stands for the last archived zip)
 	if f != nil {
 		return j.finish(f)
 	}
@@ -273,6 +287,9 @@ func nightly(o *options) int {
 		return j.finish(stateFailure(stateErr))
 	}
 	d := decide(conf, prev, zip.dumpSHA256, zip.dumpSize, now, o.acceptShrink)
+	if d.unchanged && d.action == skipDump && len(lagging) > 0 {
+		d.action, d.catchUp, targets = archiveDump, labels(lagging), lagging
+	}
 	if f := j.changed(d, zip, prev); f != nil || d.action == skipDump {
 		return j.finish(f)
 	}
@@ -280,24 +297,7 @@ func nightly(o *options) int {
 	if f != nil {
 		return j.finish(f)
 	}
-	dst := j.dest()
-	if f := j.connect(ctx, dst); f != nil { // 6. connection
-		return j.finish(f)
-	}
-	if dryRun {
-		j.preview(ctx, dst, tgz)
-		return j.finish(nil)
-	}
-	if f := j.transfer(ctx, dst, tgz); f != nil { // 7. transfer
-		return j.finish(f)
-	}
-	// Only now does the state move on: a failed upload is retried by the next run.
-	if f := j.saveState(zip, tgz, d); f != nil {
-		return j.finish(f)
-	}
-	j.recordChecksum(ctx, dst, tgz)
-	j.prune(ctx, dst, tgz.name)
-	return j.finish(nil)
+	return j.finish(j.deliver(ctx, zip, tgz, d, targets)) // 6. connection, 7. transfer, each destination
 }
 
 // stepsDir finds the step scripts: ARCHIVE_STEPS_DIR, then beside the binary, then the

@@ -130,11 +130,9 @@ func loadConf(path string) (*Conf, error) {
 	}
 	v.known()
 	c := &Conf{Path: abs}
-	// Read here only to pick the rows that apply; its own row checks it.
-	protocol := strings.TrimSpace(f.Section("destination").Key("protocol").MustString("sftp"))
 	mailErrs := 0
 	for _, ck := range confKeys {
-		if ck.s == "destination" && !ck.appliesTo(protocol) {
+		if ck.s == "destination" || ck.s == "retention" {
 			continue
 		}
 		before := v.count()
@@ -147,8 +145,8 @@ func loadConf(path string) (*Conf, error) {
 			mailErrs += v.count() - before
 		}
 	}
-	if c.Port == 0 {
-		c.Port = protocolOf(c.Protocol).port
+	for _, sec := range v.destSections() {
+		c.Dests = append(c.Dests, v.destination(sec, c.StateDir))
 	}
 	if c.MaxSize > 0 && c.MinSize > c.MaxSize {
 		v.add("source", "min_size", "is larger than max_size")
@@ -166,6 +164,82 @@ func loadConf(path string) (*Conf, error) {
 	return c, v.errs.ErrorOrNil()
 }
 
+// destNameRE is what NAME in [destination NAME] may be: it names a folder in state_dir too.
+var destNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// destSections are the destination sections in the file's order, [destination] first; a conf
+// without any reads as one empty [destination], so that its required keys are named.
+func (v *validator) destSections() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range v.f.Sections() {
+		name, ok := destName(s.Name())
+		if !ok {
+			continue
+		}
+		switch {
+		case name == defaultDest:
+			v.add(s.Name(), "", "the name \""+defaultDest+"\" stands for [destination] itself; choose another")
+		case name != "" && !destNameRE.MatchString(name):
+			v.add(s.Name(), "", "a destination's name is 1 to 32 of a-z 0-9 _ -, starting with a letter or digit, such as [destination offsite]")
+		case seen[name]:
+			v.add(s.Name(), "", "is given twice")
+		default:
+			seen[name] = true
+			if name == "" {
+				out = append([]string{s.Name()}, out...)
+			} else {
+				out = append(out, s.Name())
+			}
+		}
+	}
+	if len(out) == 0 && len(seen) == 0 {
+		out = []string{"destination"}
+	}
+	return out
+}
+
+// destName is NAME of a section [destination NAME] ("" for [destination]); false for another
+// section.
+func destName(section string) (string, bool) {
+	if section == "destination" {
+		return "", true
+	}
+	name, ok := strings.CutPrefix(section, "destination ")
+	return strings.TrimSpace(name), ok
+}
+
+// destination reads one destination section: its protocol's rows, then the retention rows, each
+// from the section when it gives the key, else from [retention].
+func (v *validator) destination(sec, stateDir string) *Destination {
+	name, _ := destName(sec)
+	d := &Destination{Name: name, StateDir: stateDir}
+	if name != "" {
+		d.StateDir = filepath.Join(stateDir, "dest-"+name)
+	}
+	// Read here only to pick the rows that apply; its own row checks it.
+	protocol := strings.TrimSpace(v.f.Section(sec).Key("protocol").MustString("sftp"))
+	for _, ck := range confKeys {
+		switch {
+		case ck.s == "destination" && ck.appliesTo(protocol):
+			ck.s = sec
+		case ck.s == "retention" && v.f.Section(sec).HasKey(ck.k):
+			ck.s = sec
+		case ck.s != "retention":
+			continue
+		}
+		if s, ok := v.value(ck); ok {
+			if val := v.check(ck, s); val != nil {
+				setField(d, ck.field, val)
+			}
+		}
+	}
+	if d.Port == 0 {
+		d.Port = protocolOf(d.Protocol).port
+	}
+	return d
+}
+
 // confErrors lists the problems loadConf found, one per line, as the log and stderr show them.
 func confErrors(err error) []string {
 	var me *multierror.Error
@@ -179,22 +253,24 @@ func confErrors(err error) []string {
 	return out
 }
 
-// setField puts a checked value into the Conf field a row names.
-func setField(c *Conf, name string, val any) { confField(c, name).Set(reflect.ValueOf(val)) }
+// setField puts a checked value into the field a row names, of a *Conf or a *Destination.
+func setField(target any, name string, val any) { confField(target, name).Set(reflect.ValueOf(val)) }
 
-// confField is the Conf field a row names ("Mail.To" for a nested one).
-func confField(c *Conf, name string) reflect.Value {
-	f := reflect.ValueOf(c).Elem()
+// confField is the field a row names ("Mail.To" for a nested one).
+func confField(target any, name string) reflect.Value {
+	f := reflect.ValueOf(target).Elem()
 	for _, part := range strings.Split(name, ".") {
 		f = f.FieldByName(part)
 	}
 	return f
 }
 
-// fieldText is a Conf field as a step reads it: seconds, yes or no, a number ("" for 0).
-func fieldText(c *Conf, name string) string {
-	f := confField(c, name)
+// fieldText is a field as a step reads it: seconds, yes or no, a number ("" for 0).
+func fieldText(target any, name string) string {
+	f := confField(target, name)
 	switch v := f.Interface().(type) {
+	case int64:
+		return strconv.FormatInt(v, 10)
 	case time.Duration:
 		return secs(v)
 	case bool:
@@ -244,8 +320,13 @@ type validator struct {
 	namesSecrets bool
 }
 
+// add records a problem once: a [retention] key read for several destinations is one problem.
 func (v *validator) add(section, key, msg string) {
-	v.errs = multierror.Append(v.errs, confError{section, key, v.lines[section+"."+key], msg})
+	e := confError{section, key, v.lines[section+"."+key], msg}
+	if v.errs != nil && slices.ContainsFunc(v.errs.Errors, func(x error) bool { return x == error(e) }) {
+		return
+	}
+	v.errs = multierror.Append(v.errs, e)
 }
 
 func (v *validator) count() int {
@@ -267,12 +348,18 @@ func (v *validator) known() {
 			}
 			continue
 		}
-		if !slices.ContainsFunc(confKeys, func(ck confKey) bool { return ck.s == s.Name() }) {
-			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [retention] [verify] [log] [mail] [monitor])")
+		section := s.Name()
+		if _, ok := destName(section); ok {
+			section = "destination"
+		}
+		if !slices.ContainsFunc(confKeys, func(ck confKey) bool { return ck.s == section }) {
+			v.add(s.Name(), "", "unknown section (expected one of [source] [archive] [destination] [destination NAME] [retention] [verify] [log] [mail] [monitor])")
 			continue
 		}
 		for _, k := range s.Keys() {
-			if !slices.ContainsFunc(confKeys, func(ck confKey) bool { return ck.s == s.Name() && ck.k == k.Name() }) {
+			if !slices.ContainsFunc(confKeys, func(ck confKey) bool {
+				return ck.k == k.Name() && (ck.s == section || (section == "destination" && ck.s == "retention"))
+			}) {
 				v.add(s.Name(), k.Name(), "unknown key (a typo? see archive.conf for the keys of this section)")
 			}
 		}

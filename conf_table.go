@@ -6,9 +6,11 @@ import "time"
 // field the row names, and rejects any key that has no row; archive.conf's commented defaults and
 // the documents' key tables are tested against it (conf_test.go, docs_test.go).
 //
-// A row: section, key, default, kind (how its value is read and checked), the Conf field it fills,
+// A row: section, key, default, kind (how its value is read and checked), the field it fills,
 // and for [destination] the protocols that read it (nil: every one). A key outside its protocols
-// is ignored, so switching protocol is changing the keys of that protocol and nothing else.
+// is ignored, so switching protocol is changing the keys of that protocol and nothing else. The
+// rows of [destination] and [retention] fill a Destination, one per destination section
+// ([destination], [destination NAME]); the others fill the Conf.
 var confKeys = []confKey{
 	{s: "source", k: "url", kind: httpsURL, req: true, field: "URL"},
 	{s: "source", k: "expected_file", kind: fileName, req: true, field: "ExpectedFile"},
@@ -45,12 +47,20 @@ var confKeys = []confKey{
 	{s: "destination", k: "share", kind: text, req: true, protos: []string{"smb"}, field: "Share"},
 	{s: "destination", k: "domain", kind: text, protos: []string{"smb"}, field: "Domain"},
 	{s: "destination", k: "smb_protocol", def: "SMB3", kind: choice, choices: []string{"SMB2", "SMB3"}, protos: []string{"smb"}, field: "SMBProtocol"},
-	{s: "destination", k: "ca_file", kind: readable, protos: []string{"ftps", "webdav"}, field: "DestCA"},
-	{s: "destination", k: "verify", def: "auto", kind: choice, choices: []string{"auto", "size", "download"}, protos: []string{"sftp", "ftps", "webdav", "smb"}, field: "Verify"},
+	{s: "destination", k: "endpoint", kind: httpsURL, req: true, protos: []string{"s3"}, field: "Endpoint"},
+	{s: "destination", k: "region", def: "us-east-1", kind: text, protos: []string{"s3"}, field: "Region"},
+	{s: "destination", k: "bucket", kind: text, req: true, protos: []string{"s3"}, field: "Bucket"},
+	{s: "destination", k: "prefix", kind: text, protos: []string{"s3"}, field: "Prefix"},
+	{s: "destination", k: "access_key_file", kind: secretFile, req: true, protos: []string{"s3"}, field: "AccessKeyFile"},
+	{s: "destination", k: "addressing", def: "path", kind: choice, choices: []string{"path", "virtual"}, protos: []string{"s3"}, field: "Addressing"},
+	{s: "destination", k: "part_size", def: "64M", kind: size, protos: []string{"s3"}, field: "PartSize"},
+	{s: "destination", k: "ca_file", kind: readable, protos: []string{"ftps", "webdav", "s3"}, field: "DestCA"},
+	{s: "destination", k: "verify", def: "auto", kind: choice, choices: []string{"auto", "size", "download"}, protos: []string{"sftp", "ftps", "webdav", "smb", "s3"}, field: "Verify"},
 	{s: "destination", k: "require_mount", def: "yes", kind: yesOrNo, protos: []string{"nfs"}, field: "RequireMount"},
 	{s: "destination", k: "timeout", def: "30", kind: seconds, lo: 1, hi: week, field: "DestTimeout"},
 	{s: "destination", k: "transfer_timeout", def: "7200", kind: seconds, lo: 1, hi: week, field: "TransferTimeout"},
 
+	// [retention] is every destination's, unless its own section gives the key.
 	{s: "retention", k: "history", def: "yes", kind: yesOrNo, field: "History"},
 	{s: "retention", k: "keep_days", def: "30", kind: integer, lo: 0, hi: 100000, field: "KeepDays"},
 	{s: "retention", k: "keep_min", def: "7", kind: integer, lo: 1, hi: 100000, field: "KeepMin"},
@@ -92,17 +102,21 @@ var destProtocols = []destProtocol{
 		keys: map[int]string{1: "url", 20: "url", 21: "ca_file", 23: "url", 24: "url", 25: "url", 27: "url", 29: "url"}},
 	{name: "smb", port: 445, tools: []string{"smbclient"}, shown: "smb://{user}@{host}:{port}/{share}/{folder}", keys: map[int]string{23: "share"}},
 	{name: "nfs", tools: []string{"mountpoint", "timeout"}, shown: "nfs:{folder}"},
+	{name: "s3", tools: []string{"curl", "sha256sum", "base64"}, shown: "s3://{bucket}/{prefix}", atomicPut: true,
+		keys: map[int]string{1: "endpoint", 20: "endpoint", 21: "ca_file", 22: "access_key_file", 23: "bucket", 24: "access_key_file", 25: "bucket", 27: "bucket", 29: "prefix"}},
 }
 
 // destProtocol: its default port; the tools its script needs (archive check lists them); how the
-// log shows where it is; and the [destination] key a cause of its script points at, where that
-// is not destCauses' own.
+// log shows where it is; the [destination] key a cause of its script points at, where that is not
+// destCauses' own; and atomicPut for a server whose upload appears whole or not at all (S3: an
+// object has no rename, and put writes the final name).
 type destProtocol struct {
-	name  string
-	port  int
-	tools []string
-	shown string
-	keys  map[int]string
+	name      string
+	port      int
+	tools     []string
+	shown     string
+	keys      map[int]string
+	atomicPut bool
 }
 
 var protocols = func() (names []string) {
@@ -152,27 +166,9 @@ type Conf struct {
 	MaxUnchangedDays int
 	AllowRoot        bool
 
-	Protocol        string
-	Host            string
-	Port            int
-	User            string
-	DestPath        string
-	IdentityFile    string
-	KnownHosts      string
-	PasswordFile    string
-	DestURL         string
-	Share           string
-	Domain          string
-	SMBProtocol     string
-	DestCA          string
-	Verify          string
-	RequireMount    bool
-	DestTimeout     time.Duration
-	TransferTimeout time.Duration
-
-	History  bool
-	KeepDays int
-	KeepMin  int
+	// Dests are the destination sections, [destination] first, then [destination NAME] in the
+	// order of the file: every run delivers the archive to each.
+	Dests []*Destination
 
 	VerifyDownload bool // archive verify downloads every archive, even where the server can hash
 	VerifySample   int  // archive verify checks this many archives (newest and oldest among them); 0: all
@@ -188,6 +184,61 @@ type Conf struct {
 	// Warnings are problems worth a line in the log that do not stop the run.
 	Warnings []string
 }
+
+// Destination is one destination section: where the archives go, how to reach the server, and
+// its retention ([retention], or the section's own keys).
+type Destination struct {
+	Name     string // "" for [destination]; NAME for [destination NAME]
+	StateDir string // its records: state_dir for [destination], state_dir/dest-NAME for the others
+
+	Protocol        string
+	Host            string
+	Port            int
+	User            string
+	DestPath        string
+	IdentityFile    string
+	KnownHosts      string
+	PasswordFile    string
+	DestURL         string
+	Share           string
+	Domain          string
+	SMBProtocol     string
+	Endpoint        string
+	Region          string
+	Bucket          string
+	Prefix          string
+	AccessKeyFile   string
+	Addressing      string
+	PartSize        int64
+	DestCA          string
+	Verify          string
+	RequireMount    bool
+	DestTimeout     time.Duration
+	TransferTimeout time.Duration
+
+	History  bool
+	KeepDays int
+	KeepMin  int
+}
+
+// section is the destination's conf section, as a key's name in a message starts: [section] key.
+func (d *Destination) section() string {
+	if d.Name == "" {
+		return "destination"
+	}
+	return "destination " + d.Name
+}
+
+// label is how the log, the mail and --from name the destination: NAME, or "default" for
+// [destination].
+func (d *Destination) label() string {
+	if d.Name == "" {
+		return defaultDest
+	}
+	return d.Name
+}
+
+const defaultDest = "default"
 
 // mailConf is the [mail] section. Usable tells whether it is sound enough to send a failure
 // mail even when the rest of the conf is not.

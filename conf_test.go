@@ -41,11 +41,11 @@ func TestLoadConfDefaultsAndRelativePaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Dir(p)
-	if c.WorkDir != filepath.Join(dir, "work") || c.IdentityFile != filepath.Join(dir, "id") {
-		t.Errorf("relative paths not taken from the conf's folder: %q %q", c.WorkDir, c.IdentityFile)
+	dir, d := filepath.Dir(p), c.Dests[0]
+	if c.WorkDir != filepath.Join(dir, "work") || d.IdentityFile != filepath.Join(dir, "id") {
+		t.Errorf("relative paths not taken from the conf's folder: %q %q", c.WorkDir, d.IdentityFile)
 	}
-	if c.NameFormat != "%Y%d%m" || c.Port != 22 || c.KeepMin != 7 || !c.History || c.OnUnchanged != "skip" {
+	if c.NameFormat != "%Y%d%m" || d.Port != 22 || d.KeepMin != 7 || !d.History || c.OnUnchanged != "skip" || d.StateDir != c.StateDir {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.MaxSize != 2<<30 || c.MinSize != 1 {
@@ -121,8 +121,8 @@ func TestLoadConfTakesValuesAsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.User != "-oProxyCommand=$(touch /tmp/pwned);`id` # x" {
-		t.Errorf("value altered: %q", c.User)
+	if c.Dests[0].User != "-oProxyCommand=$(touch /tmp/pwned);`id` # x" {
+		t.Errorf("value altered: %q", c.Dests[0].User)
 	}
 }
 
@@ -172,7 +172,7 @@ func documentedCodes(t *testing.T, script string) map[int]bool {
 // running the step by hand reads it, and every code a header documents has a cause in words.
 func TestStepExitCodesAreExplainedAndDocumented(t *testing.T) {
 	tables := map[string]map[int]cause{"fetch.sh": fetchCauses, "unpack.sh": unpackCauses, "pack.sh": packCauses, "extract.sh": extractCauses,
-		"dest-sftp.sh": destCauses, "dest-ftps.sh": destCauses, "dest-webdav.sh": destCauses, "dest-smb.sh": destCauses, "dest-nfs.sh": destCauses,
+		"dest-sftp.sh": destCauses, "dest-ftps.sh": destCauses, "dest-webdav.sh": destCauses, "dest-smb.sh": destCauses, "dest-nfs.sh": destCauses, "dest-s3.sh": destCauses,
 		"mail.sh": mailCauses, "ping.sh": nil, "encrypt.sh": encryptCauses}
 	scripts, _ := filepath.Glob("steps/*.sh")
 	for _, path := range scripts {
@@ -206,11 +206,15 @@ func TestConfTableRowsFillTheirFieldsAndArchiveConfShowsTheDefaults(t *testing.T
 	types := map[kind]reflect.Type{integer: reflect.TypeOf(0), port: reflect.TypeOf(0), seconds: reflect.TypeOf(time.Second),
 		size: reflect.TypeOf(int64(0)), yesOrNo: reflect.TypeOf(true)}
 	for _, ck := range confKeys {
-		f := reflect.ValueOf(&Conf{}).Elem()
+		var target any = &Conf{}
+		if ck.s == "destination" || ck.s == "retention" {
+			target = &Destination{}
+		}
+		f := reflect.ValueOf(target).Elem()
 		for _, part := range strings.Split(ck.field, ".") {
 			f = f.FieldByName(part)
 			if !f.IsValid() {
-				t.Fatalf("[%s] %s fills %q, which Conf does not have", ck.s, ck.k, ck.field)
+				t.Fatalf("[%s] %s fills %q, which %T does not have", ck.s, ck.k, ck.field, target)
 			}
 		}
 		want, ok := types[ck.kind]
@@ -233,5 +237,61 @@ func TestConfTableRowsFillTheirFieldsAndArchiveConfShowsTheDefaults(t *testing.T
 		case ck.def != "" && val != ck.def && !slices.ContainsFunc(confKeys, func(o confKey) bool { return o.s == ck.s && o.k == ck.k && o.def == val }):
 			t.Errorf("archive.conf shows [%s] %s = %q, its default is %q", ck.s, ck.k, val, ck.def)
 		}
+	}
+}
+
+// Several destinations: [destination] first, then each [destination NAME] in the file's order,
+// each with its own keys, state folder and retention (its own keys, else [retention]); a
+// [retention] problem is told once, a bad name or a key of the wrong section by its section.
+func TestLoadConfReadsEveryDestinationSection(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "s3.key"), []byte("AKID\nsecret\n"), 0o600)
+	p := writeTestConf(t, goodConf+`[retention]
+keep_days = 40
+[destination offsite]
+protocol = s3
+endpoint = https://s3.example.org
+bucket = nightly-archives
+access_key_file = `+filepath.Join(dir, "s3.key")+`
+keep_days = 400
+`)
+	c, err := loadConf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Dests) != 2 {
+		t.Fatalf("%d destinations, want 2", len(c.Dests))
+	}
+	main, off := c.Dests[0], c.Dests[1]
+	if main.label() != "default" || main.Protocol != "sftp" || main.KeepDays != 40 || main.StateDir != c.StateDir {
+		t.Errorf("[destination]: %+v", main)
+	}
+	if off.label() != "offsite" || off.Protocol != "s3" || off.KeepDays != 400 || off.KeepMin != 7 || off.Region != "us-east-1" ||
+		off.PartSize != 64<<20 || off.StateDir != filepath.Join(c.StateDir, "dest-offsite") || off.Host != "" {
+		t.Errorf("[destination offsite]: %+v", off)
+	}
+	if got := fieldText(off, "PartSize"); got != "67108864" {
+		t.Errorf("part_size reaches the step as %q", got)
+	}
+
+	p = writeTestConf(t, goodConf+`[retention]
+keep_days = soon
+[destination Off Site]
+protocol = nfs
+path = /mnt/x
+[destination b]
+protocol = s3
+hots = h
+`)
+	_, err = loadConf(p)
+	got := strings.Join(confErrors(err), "\n")
+	for _, want := range []string{"[destination Off Site] (line", "a destination's name is 1 to 32",
+		"[destination b] endpoint", "is required", "[destination b] hots (line"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("errors lack %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "[retention] keep_days"); n != 1 {
+		t.Errorf("[retention] keep_days told %d times, want once:\n%s", n, got)
 	}
 }

@@ -14,16 +14,47 @@ import (
 	"time"
 )
 
-// dest is the archive server, reached through steps/dest-PROTOCOL.sh. Every protocol script
+// dest is one archive server, reached through steps/dest-PROTOCOL.sh. Every protocol script
 // answers the same verbs (check, put, rename, verify, list, delete, get) with the same exit codes,
 // so this file knows nothing of any one protocol but the environment it passes down.
 type dest struct {
-	conf *Conf
+	*Destination
 }
 
-func (j *job) dest() dest { return dest{j.conf} }
+// dests are the conf's destinations, in its order.
+func (j *job) dests() []dest {
+	out := make([]dest, len(j.conf.Dests))
+	for i, d := range j.conf.Dests {
+		out[i] = dest{d}
+	}
+	return out
+}
 
-func (d dest) script() string { return "dest-" + d.conf.Protocol + ".sh" }
+// at makes d the destination the next log lines are about: with several, each line names it.
+func (j *job) at(d dest) {
+	if len(j.conf.Dests) > 1 {
+		j.current = d.label()
+	}
+}
+
+// has tells whether this host delivered the dump of the last archived state here: an archive of
+// it in this destination's records.
+func (d dest) has(prev state) bool {
+	if readRecords(d.StateDir)[prev.Name] == prev.ArchiveSHA256 {
+		return true
+	}
+	for _, f := range readFacts(d.StateDir) {
+		if f.dump == prev.SHA256 {
+			return true
+		}
+	}
+	return false
+}
+
+func (d dest) script() string { return "dest-" + d.Protocol + ".sh" }
+
+// key names one of the destination's conf keys, as a message shows it: [destination NAME] KEY.
+func (d dest) key(k string) string { return "[" + d.section() + "] " + k }
 
 // env is what the protocol script needs: every [destination] key of its protocol, as
 // ARCHIVE_DEST_KEY; only paths to secret files, never a secret.
@@ -31,10 +62,10 @@ func (d dest) env() []string {
 	var env []string
 	for _, ck := range confKeys {
 		// transfer_timeout is archive's own limit on a step; the script's own is timeout.
-		if ck.s != "destination" || ck.k == "protocol" || ck.k == "transfer_timeout" || !ck.appliesTo(d.conf.Protocol) {
+		if ck.s != "destination" || ck.k == "protocol" || ck.k == "transfer_timeout" || !ck.appliesTo(d.Protocol) {
 			continue
 		}
-		if v := fieldText(d.conf, ck.field); v != "" {
+		if v := fieldText(d.Destination, ck.field); v != "" {
 			env = append(env, "ARCHIVE_DEST_"+strings.ToUpper(ck.k)+"="+v)
 		}
 	}
@@ -43,9 +74,13 @@ func (d dest) env() []string {
 
 // where names the destination for the log, as its protocol's row shows it.
 func (d dest) where() string {
-	c := d.conf
+	c := d.Destination
+	prefix := strings.Trim(c.Prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
 	return strings.NewReplacer("{user}", c.User, "{host}", c.Host, "{port}", strconv.Itoa(c.Port), "{path}", shownPath(c.DestPath),
-		"{folder}", strings.Trim(c.DestPath, "./"), "{share}", c.Share, "{url}", c.DestURL).Replace(protocolOf(c.Protocol).shown)
+		"{folder}", strings.Trim(c.DestPath, "./"), "{share}", c.Share, "{url}", c.DestURL, "{bucket}", c.Bucket, "{prefix}", prefix).Replace(protocolOf(c.Protocol).shown)
 }
 
 // shownPath tells an absolute folder from one in the login folder: /srv/x, /~/x.
@@ -60,29 +95,32 @@ func (d dest) remote(name string) string { return strings.TrimSuffix(d.where(), 
 
 // quick is a verb that moves no archive (check, list, rename, delete): [destination] timeout.
 func (d dest) quick(check string, args ...string) step {
-	return d.verb(check, d.conf.DestTimeout, "[destination] timeout", args)
+	return d.verb(check, d.DestTimeout, d.key("timeout"), args)
 }
 
 // long is a verb that moves or reads a whole archive (put, verify, get): transfer_timeout.
 func (d dest) long(check string, args ...string) step {
-	return d.verb(check, d.conf.TransferTimeout, "[destination] transfer_timeout", args)
+	return d.verb(check, d.TransferTimeout, d.key("transfer_timeout"), args)
 }
 
 // verb is one call of the protocol script. Go allows it more than the script's own timeouts, so
 // that the script's precise cause (28: the server did not answer) wins over Go's.
 func (d dest) verb(check string, timeout time.Duration, key string, args []string) step {
-	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout + 2*d.conf.DestTimeout + 10*time.Second,
+	return step{check: check, script: d.script(), args: args, env: d.env(), timeout: timeout + 2*d.DestTimeout + 10*time.Second,
 		causes: d.causes(), timeoutKey: key}
 }
 
-// causes is destCauses with the conf keys of this protocol: a TLS server is trusted through
-// ca_file, not known_hosts; a WebDAV server is found through url; an SMB folder lives in a share.
+// causes is destCauses with the conf keys of this protocol (a TLS server is trusted through
+// ca_file, not known_hosts; a WebDAV server is found through url; an SMB folder lives in a share),
+// in this destination's section.
 func (d dest) causes() map[int]cause {
-	keys := protocolOf(d.conf.Protocol).keys
+	keys := protocolOf(d.Protocol).keys
 	out := make(map[int]cause, len(destCauses))
 	for code, c := range destCauses {
 		if k, ok := keys[code]; ok {
-			c.key = "[destination] " + k
+			c.key = d.key(k)
+		} else if k, ok := strings.CutPrefix(c.key, "[destination] "); ok {
+			c.key = d.key(k)
 		}
 		out[code] = c
 	}
@@ -160,7 +198,7 @@ func (j *job) transfer(ctx context.Context, d dest, a archiveFile) *failure {
 		if sum := res.facts["sha256"]; sum != "" {
 			held = "sha256 " + short(sum)
 		}
-		if readRecords(j.conf.StateDir)[a.name] == a.sha256 {
+		if readRecords(d.StateDir)[a.name] == a.sha256 {
 			j.info("transfer", kv("remote", d.remote(a.name)), kv("note", "this host uploaded this same archive under that name; the server cannot prove the copy intact, so it is uploaded again"))
 			continue
 		}
@@ -193,19 +231,31 @@ type uploaded struct{ temp, verified, rename string }
 // that renamed onto a link, or into another folder, is caught here.
 func (j *job) upload(ctx context.Context, d dest, check string, exit int, local, name, sum, size string) (uploaded, *failure) {
 	up := uploaded{temp: tempName(name)}
+	atomic := protocolOf(d.Protocol).atomicPut
+	if atomic { // the server's own rule: the object appears whole, once checked, or not at all
+		up.temp = name
+	}
 	// The cleanup runs even after a signal: a stopped upload must not leave its temporary file.
-	cleanup := func() { j.do(context.WithoutCancel(ctx), d.quick(check, "delete", up.temp), exit) }
-	if res, fail := j.do(ctx, d.long(check, "put", local, up.temp), exit); fail != nil {
+	cleanup := func() {
+		if !atomic { // a final name is never removed: it may hold the last good archive
+			j.do(context.WithoutCancel(ctx), d.quick(check, "delete", up.temp), exit)
+		}
+	}
+	res, fail := j.do(ctx, d.long(check, "put", local, up.temp), exit)
+	if fail != nil {
 		if res.err != nil { // stopped (signal, timeout) before the script's own cleanup
 			cleanup()
 		}
 		return up, fail
 	}
-	res, fail := j.do(ctx, d.long(check, "verify", up.temp, sum, size), exit)
+	up.rename = res.facts["rename"]
+	res, fail = j.do(ctx, d.long(check, "verify", up.temp, sum, size), exit)
 	if fail == nil {
 		up.verified = res.facts["verified"]
-		res, fail = j.do(ctx, d.quick(check, "rename", up.temp, name), exit)
-		up.rename = res.facts["rename"]
+		if !atomic {
+			res, fail = j.do(ctx, d.quick(check, "rename", up.temp, name), exit)
+			up.rename = res.facts["rename"]
+		}
 	}
 	if fail != nil {
 		cleanup()
@@ -220,7 +270,7 @@ func (j *job) upload(ctx context.Context, d dest, check string, exit int, local,
 			return up, nil
 		}
 	}
-	return up, &failure{check: check, exit: exit, key: "[destination] path",
+	return up, &failure{check: check, exit: exit, key: d.key("path"),
 		cause: "after the rename, " + name + " is not a regular file of " + size + " bytes in the server's listing (a link, or the rename went elsewhere)",
 		hint:  "look at the folder on the server: someone may have planted a link there; the next run uploads again"}
 }
@@ -229,7 +279,7 @@ func (j *job) upload(ctx context.Context, d dest, check string, exit int, local,
 // archive, so that a restore from a fresh machine can still prove the archive intact. A problem
 // makes the run a WARNING: the archive itself is safe.
 func (j *job) recordChecksum(ctx context.Context, d dest, a archiveFile) {
-	if err := addRecord(j.conf.StateDir, a, j.res.DumpSHA256); err != nil {
+	if err := addRecord(d.StateDir, a, j.res.DumpSHA256); err != nil {
 		j.warning("record", err.Error(), kv("key", "[archive] state_dir"))
 		return
 	}
@@ -243,7 +293,7 @@ func (j *job) recordChecksum(ctx context.Context, d dest, a archiveFile) {
 		j.warning("record", "cannot put the checksum file beside the archive: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key))
 		return
 	}
-	j.ok("record", kv("remote", d.remote(a.name+sidecarExt)), kv("local", filepath.Join(j.conf.StateDir, recordsFile)))
+	j.ok("record", kv("remote", d.remote(a.name+sidecarExt)), kv("local", filepath.Join(d.StateDir, recordsFile)))
 }
 
 func sha256Hex(s string) string {
@@ -259,7 +309,7 @@ func (j *job) preview(ctx context.Context, d dest, a archiveFile) {
 		j.warning("prune", "cannot list the archive server: "+fail.cause, kv("detail", fail.detail))
 		return
 	}
-	items, _ := planPrune(withName(files, a.name), j.conf.NameFormat, j.now, j.conf.retention(), a.name)
+	items, _ := planPrune(withName(files, a.name), j.conf.NameFormat, j.now, d.retention(), a.name)
 	for _, it := range items {
 		if it.Delete {
 			j.info("prune", kv("would_delete", it.Name), kv("date", it.Date.Format("2006-01-02")), kv("reason", it.Reason))
@@ -298,13 +348,13 @@ func (j *job) list(ctx context.Context, d dest, check string, exit int) ([]remot
 // prune deletes the archives past their retention, one logged line each. A problem makes the run
 // a WARNING, never a failure of the good archive.
 func (j *job) prune(ctx context.Context, d dest, keep string) {
-	c := j.conf
+	c := d.Destination
 	files, fail := j.list(ctx, d, "prune", exitWarning)
 	if fail != nil {
 		j.warning("prune", "cannot list the archive server: "+fail.cause, kv("detail", fail.detail), kv("key", fail.key))
 		return
 	}
-	items, ignored := planPrune(files, c.NameFormat, j.now, c.retention(), keep)
+	items, ignored := planPrune(files, j.conf.NameFormat, j.now, c.retention(), keep)
 	listed := map[string]bool{}
 	for _, f := range files {
 		listed[f.Name] = true
@@ -350,7 +400,7 @@ func (j *job) prune(ctx context.Context, d dest, keep string) {
 				failed++
 				j.res.PruneFailed = append(j.res.PruneFailed, r.name)
 				j.warning("prune", "the server answered that it deleted "+shown(r.name)+", but it is still there", kv("detail", r.said),
-					kv("key", "[destination] path"), kv("hint", "the user must be allowed to delete in path (the file may be read-only or another user's)"), kv("name", r.name))
+					kv("key", d.key("path")), kv("hint", "the user must be allowed to delete in path (the file may be read-only or another user's)"), kv("name", r.name))
 				continue
 			}
 			j.res.Pruned = append(j.res.Pruned, r.name)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type job struct {
 	replace, acceptShrink bool
 	scrub                 bool // archive verify: last-verify.json, no monitoring ping
 	res                   *result
+	current               string // the destination the lines are about, when there are several
 	held                  *lockFile
 	wd                    *workDir
 }
@@ -92,6 +94,11 @@ func (j *job) lock() *failure {
 		return f
 	}
 	j.held = held
+	for _, d := range j.conf.Dests {
+		if err := privateDir(d.StateDir, "the state folder of ["+d.section()+"]"); err != nil {
+			return &failure{check: "lock", exit: exitFailure, cause: err.Error(), key: "[archive] state_dir"}
+		}
+	}
 	if !j.dryRun {
 		ping(j.conf, j.log, "start", held)
 	}
@@ -144,6 +151,9 @@ func (j *job) finish(f *failure) int {
 
 // The job's log lines: each names its check; all but INFO are kept in the result too.
 func (j *job) line(status, check string, facts []fact) {
+	if j.current != "" && slices.Contains(destChecks, check) {
+		facts = append([]fact{kv("destination", j.current)}, facts...)
+	}
 	j.log.write(status, check, facts)
 	if status != "INFO" && j.res != nil {
 		masked := make([]fact, len(facts))
@@ -182,13 +192,17 @@ func (j *job) do(ctx context.Context, s step, exit int) (stepResult, *failure) {
 	return res, j.steps.explain(s, res, exit)
 }
 
-// fail logs a failed check and the checks it prevented.
+// fail is the run's failure: the mail's and last-run.json's, logged with the checks it prevented.
 func (j *job) fail(f *failure) {
 	m := func(s string) string { return shown(j.log.mask(s)) } // the mail's body and subject
 	j.res.Failure = &problem{Check: f.check, Cause: m(f.cause), Detail: m(f.detail), Key: f.key, Hint: m(f.hint), Rerun: m(f.rerun)}
-	if f.logged {
-		return
+	if !f.logged {
+		j.logFailure(f)
 	}
+}
+
+// logFailure logs a failed check and the checks it prevented.
+func (j *job) logFailure(f *failure) {
 	j.failed(f.check, kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint), kv("rerun", f.rerun))
 	seen := false
 	for _, id := range checkIDs {
@@ -200,6 +214,9 @@ func (j *job) fail(f *failure) {
 }
 
 var checkIDs = []string{"url", "download", "zip-content", "changed", "archive", "connection", "transfer"}
+
+// destChecks are the lines about one destination: with several, each names its destination.
+var destChecks = []string{"connection", "transfer", "record", "prune", "verify", "restore-test", "list"}
 
 // sourceStep is a call of fetch.sh: the environment and the time it may take, from [source]:
 // every attempt with its own timeout, and the delays between them.
@@ -248,13 +265,13 @@ type zipFile struct {
 
 // 2. download: the zip arrived whole, or the server answered that it has not changed since the
 // last archived one (HTTP 304).
-func (j *job) download(ctx context.Context, prev state) (zipFile, *failure) {
+func (j *job) download(ctx context.Context, prev state, conditional bool) (zipFile, *failure) {
 	c := j.conf
 	z := zipFile{path: filepath.Join(j.work, "source.zip")}
 	z.get = sourceStep(c, "download", c.Retries, "get", z.path)
 	// Only a strong ETag proves the same bytes: never a file time, which a new dump may carry
 	// older than the last one's (a restored export, a clock set right).
-	if c.Conditional && c.OnUnchanged != "archive" && prev.SHA256 != "" && prev.ETag != "" {
+	if conditional && c.Conditional && c.OnUnchanged != "archive" && prev.SHA256 != "" && prev.ETag != "" {
 		z.get.env = append(z.get.env, "ARCHIVE_IF_NONE_MATCH="+prev.ETag)
 	}
 	res, f := j.do(ctx, z.get, exitDownload)
@@ -325,6 +342,7 @@ type decision struct {
 	cause     string // for failDump
 	key, hint string
 	shrank    string // how much it shrank from the last archived dump, past max_shrink
+	catchUp   string // an unchanged dump delivered only to these destinations, which lack it
 }
 
 const (
@@ -406,7 +424,11 @@ func (j *job) changed(d decision, z zipFile, prev state) *failure {
 		}
 		return nil
 	}
-	j.ok("changed", append([]fact{kv("unchanged", "yes"), kv("action", "archived anyway (on_unchanged = archive)")}, same...)...)
+	action := "archived anyway (on_unchanged = archive)"
+	if d.catchUp != "" {
+		action = "delivered only to " + d.catchUp + ", which lack(s) it (its last delivery failed, or it is new)"
+	}
+	j.ok("changed", append([]fact{kv("unchanged", "yes"), kv("action", action)}, same...)...)
 	return nil
 }
 
@@ -492,6 +514,90 @@ func (j *job) connect(ctx context.Context, d dest) *failure {
 		return f
 	}
 	j.ok("connection", kv("server", d.where()))
+	return nil
+}
+
+// targets are the destinations this run delivers to: all of them; and, with several, those that
+// lack the last archived dump (lagging), which get it even when it is unchanged.
+func (j *job) targets(prev state) (all, lagging []dest) {
+	all = j.dests()
+	if len(all) < 2 || prev.SHA256 == "" {
+		return all, nil
+	}
+	for _, d := range all {
+		if !d.has(prev) {
+			lagging = append(lagging, d)
+		}
+	}
+	return all, lagging
+}
+
+func labels(ds []dest) string {
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.label()
+	}
+	return strings.Join(names, ", ")
+}
+
+// deliver puts the archive on each destination in turn, each with the whole contract (connect,
+// transfer through a verified temporary name, record, prune); one that fails never stops the
+// next. The state moves on with the first verified copy. SUCCESS when every copy is verified; with
+// several destinations, a WARNING when at least one is, else the first destination's failure.
+func (j *job) deliver(ctx context.Context, zip zipFile, tgz archiveFile, d decision, targets []dest) *failure {
+	var failures []*failure
+	delivered := 0
+	for _, dst := range targets {
+		j.at(dst)
+		f := j.connect(ctx, dst) // 6. connection
+		if f == nil && j.dryRun {
+			j.preview(ctx, dst, tgz)
+			j.res.delivery(dst, "DRY RUN", "")
+			continue
+		}
+		if f == nil {
+			f = j.transfer(ctx, dst, tgz) // 7. transfer
+		}
+		if f != nil {
+			failures = append(failures, f)
+			if len(j.conf.Dests) > 1 {
+				j.logFailure(f)
+				f.logged = true
+			}
+			j.res.delivery(dst, "FAILED", "at "+f.check+": "+f.cause)
+			continue
+		}
+		// Only now does the state move on: a failed upload is retried by the next run.
+		if delivered == 0 {
+			if f := j.saveState(zip, tgz, d); f != nil {
+				j.current = ""
+				return f
+			}
+		}
+		delivered++
+		j.recordChecksum(ctx, dst, tgz)
+		j.prune(ctx, dst, tgz.name)
+		j.res.delivery(dst, "DELIVERED", "")
+	}
+	j.current = ""
+	for _, dst := range j.dests() {
+		if !slices.ContainsFunc(targets, func(t dest) bool { return t.Name == dst.Name }) {
+			j.res.delivery(dst, "UP TO DATE", "it has this dump already")
+		}
+	}
+	switch {
+	case len(failures) == 0:
+		return nil
+	case len(j.conf.Dests) == 1:
+		return failures[0]
+	case delivered == 0:
+		f := *failures[0]
+		f.cause = fmt.Sprintf("no destination got the archive (%d failed); the first: %s", len(failures), f.cause)
+		return &f
+	}
+	f := failures[0]
+	// Worth more than any earlier warning: a copy is missing.
+	j.res.Warning = &problem{Check: f.check, Cause: shown(j.log.mask(fmt.Sprintf("%d of %d destinations failed; the first: %s", len(failures), len(targets), f.cause)))}
 	return nil
 }
 

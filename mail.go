@@ -125,6 +125,12 @@ func summary(res *result, outcome string, code int) string {
 	for _, name := range res.Pruned {
 		fmt.Fprintf(&b, "  %-8s %-12s deleted=%s\n", "DELETED", "prune", name)
 	}
+	if len(res.Destinations) > 0 {
+		fmt.Fprintf(&b, "\nDestinations:\n")
+		for _, d := range res.Destinations {
+			fmt.Fprintf(&b, "  %-12s %-10s %s %s\n", d.Name, d.Outcome, d.Where, d.Note)
+		}
+	}
 	if f := res.Failure; f != nil {
 		fmt.Fprintf(&b, "\nWhat failed: %s\n", f.Cause)
 		for _, l := range [][2]string{{"Tool said:", f.Detail}, {"Conf key:", f.Key}, {"What to do:", f.Hint}, {"Rerun by hand:", f.Rerun}} {

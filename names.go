@@ -118,7 +118,7 @@ type pruneItem struct {
 	Reason string
 }
 
-// retention holds the [retention] settings, and the archives this host recorded at upload.
+// retention holds a destination's retention keys, and the archives this host recorded there.
 type retention struct {
 	History  bool
 	KeepDays int
@@ -198,6 +198,7 @@ func day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-func (c *Conf) retention() retention {
-	return retention{c.History, c.KeepDays, c.KeepMin, readRecords(c.StateDir), readDamaged(c.StateDir)}
+// retention is the destination's: its keys, and its own records and damaged list.
+func (d *Destination) retention() retention {
+	return retention{d.History, d.KeepDays, d.KeepMin, readRecords(d.StateDir), readDamaged(d.StateDir)}
 }

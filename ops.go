@@ -184,37 +184,8 @@ func check(path string, now time.Time, withMail bool) int {
 		ck.ok("source", fmt.Sprintf("%s: HTTP %s, TLS verified, size %s, last modified %s", conf.URL, res.facts["status"], orUnknown(res.facts["size"]), orUnknown(res.facts["last_modified"])))
 	}
 
-	d := r.dest()
-	if fail := r.connect(ctx, d); fail != nil {
-		ck.failure("destination", fail)
-	} else {
-		ck.ok("destination", "login to "+d.where())
-		probe := probePrefix + strconv.FormatInt(time.Now().UnixNano(), 36)
-		local := filepath.Join(r.work, "probe")
-		os.WriteFile(local, []byte("archive check\n"), 0o600)
-		body := "archive check\n"
-		if up, fail := r.upload(ctx, d, "transfer", exitTransfer, local, probe, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
-			ck.failure("write probe", fail)
-		} else if _, fail := r.do(ctx, d.quick("transfer", "delete", probe), exitTransfer); fail != nil {
-			ck.failure("write probe", fail)
-		} else {
-			ck.ok("write probe", "wrote "+up.temp+", verified, renamed to "+probe+", deleted")
-		}
-		files, fail := r.list(ctx, d, "prune", exitWarning)
-		if fail != nil {
-			ck.failure("retention", fail)
-		} else {
-			name := archiveName(conf.NameFormat, now)
-			items, _ := planPrune(withName(files, name), conf.NameFormat, now, conf.retention(), name)
-			n := 0
-			for _, it := range items {
-				if it.Delete {
-					n++
-					fmt.Printf("        %-14s a run today would delete %s (%s)\n", "", it.Name, it.Reason)
-				}
-			}
-			ck.ok("retention", fmt.Sprintf("%d archives on the server, a run today would delete %d", len(items)-1, n))
-		}
+	for _, d := range r.dests() {
+		checkDest(ck, r, d, now)
 	}
 
 	if withMail {
@@ -234,15 +205,77 @@ func check(path string, now time.Time, withMail bool) int {
 	return exitOK
 }
 
+// checkDest is check's part for one destination: login, a probe written, verified, renamed and
+// deleted, and what a run today would prune.
+func checkDest(ck *checker, r *job, d dest, now time.Time) {
+	ctx, conf := context.Background(), r.conf
+	item := func(s string) string {
+		if len(conf.Dests) > 1 {
+			return s + " " + d.label()
+		}
+		return s
+	}
+	if fail := r.connect(ctx, d); fail != nil {
+		ck.failure(item("destination"), fail)
+		return
+	}
+	ck.ok(item("destination"), "login to "+d.where())
+	probe := probePrefix + strconv.FormatInt(time.Now().UnixNano(), 36)
+	local := filepath.Join(r.work, "probe")
+	body := "archive check\n"
+	os.WriteFile(local, []byte(body), 0o600)
+	if up, fail := r.upload(ctx, d, "transfer", exitTransfer, local, probe, sha256Hex(body), strconv.Itoa(len(body))); fail != nil {
+		ck.failure(item("write probe"), fail)
+	} else if _, fail := r.do(ctx, d.quick("transfer", "delete", probe), exitTransfer); fail != nil {
+		ck.failure(item("write probe"), fail)
+	} else if up.temp == probe {
+		ck.ok(item("write probe"), "wrote "+probe+" (whole or not at all: "+d.Protocol+" has no rename), verified, deleted")
+	} else {
+		ck.ok(item("write probe"), "wrote "+up.temp+", verified, renamed to "+probe+", deleted")
+	}
+	files, fail := r.list(ctx, d, "prune", exitWarning)
+	if fail != nil {
+		ck.failure(item("retention"), fail)
+		return
+	}
+	name := archiveName(conf.NameFormat, now)
+	items, _ := planPrune(withName(files, name), conf.NameFormat, now, d.retention(), name)
+	n := 0
+	for _, it := range items {
+		if it.Delete {
+			n++
+			fmt.Printf("        %-14s a run today would delete %s (%s)\n", "", it.Name, it.Reason)
+		}
+	}
+	ck.ok(item("retention"), fmt.Sprintf("%d archives on the server, a run today would delete %d", len(items)-1, n))
+}
+
+// pick is the destinations a command by hand reads: the one --from names, or all of them.
+func pick(r *job, from string) ([]dest, bool) {
+	all := r.dests()
+	if from == "" {
+		return all, true
+	}
+	for _, d := range all {
+		if d.label() == from {
+			return []dest{d}, true
+		}
+	}
+	printError(fmt.Sprintf("--from %q: no such destination", from), "the destinations are "+labels(all)+" ([destination] is "+defaultDest+", [destination NAME] is NAME)")
+	return nil, false
+}
+
 // toolsNeeded lists the programs a run with this conf calls.
 func toolsNeeded(c *Conf) []string {
 	tools := []string{"curl", "sha256sum", "tar", "gzip"}
 	if c.Compressor == "pigz" {
 		tools = append(tools, "pigz")
 	}
-	for _, t := range protocolOf(c.Protocol).tools {
-		if !slices.Contains(tools, t) {
-			tools = append(tools, t)
+	for _, d := range c.Dests {
+		for _, t := range protocolOf(d.Protocol).tools {
+			if !slices.Contains(tools, t) {
+				tools = append(tools, t)
+			}
 		}
 	}
 	if c.Mail.Send != "never" {
@@ -273,24 +306,46 @@ func toolVersion(tool string) (string, error) {
 	return path + ": " + strings.TrimSpace(first), nil
 }
 
-// list prints the archives on the server and what the next prune would do with each.
-func list(path string, now time.Time) int {
+// list prints the archives on each destination (or the one --from names) and what the next prune
+// would do with each.
+func list(path, from string, now time.Time) int {
 	r, done, code := startOps(path, now)
 	if r == nil {
 		return code
 	}
 	defer done()
+	ds, ok := pick(r, from)
+	if !ok {
+		return exitUsage
+	}
+	code = exitOK
+	for i, d := range ds {
+		if i > 0 {
+			fmt.Println()
+		}
+		if c := listOne(r, d, now); c != exitOK {
+			code = c
+		}
+	}
+	return code
+}
+
+func listOne(r *job, d dest, now time.Time) int {
 	conf := r.conf
-	files, fail := r.list(context.Background(), r.dest(), "list", exitFailure)
+	files, fail := r.list(context.Background(), d, "list", exitFailure)
 	if fail != nil {
-		return failed("cannot list "+r.dest().where(), fail)
+		return failed("cannot list "+d.where(), fail)
 	}
 	listed := map[string]bool{}
 	for _, f := range files {
 		listed[f.Name] = true
 	}
-	items, ignored := planPrune(files, conf.NameFormat, now, conf.retention(), "")
-	fmt.Printf("%s\n\n%-24s %-10s %10s %6s  %s\n", r.dest().where(), "NAME", "DATE", "SIZE", "AGE", "NEXT PRUNE")
+	items, ignored := planPrune(files, conf.NameFormat, now, d.retention(), "")
+	title := d.where()
+	if len(conf.Dests) > 1 {
+		title = d.label() + ": " + title
+	}
+	fmt.Printf("%s\n\n%-24s %-10s %10s %6s  %s\n", title, "NAME", "DATE", "SIZE", "AGE", "NEXT PRUNE")
 	for _, it := range items {
 		action := "keep"
 		if it.Delete {
@@ -318,6 +373,7 @@ type restoreOptions struct {
 	serverSum, force bool
 	// identity: the age identity file that decrypts a NAME.tgz.age; read by age, never logged.
 	identity string
+	from     string // the destination to restore from; "": the first ([destination])
 }
 
 // restore downloads an archive, proves it is the one uploaded, and extracts the dump. The proof
@@ -331,7 +387,11 @@ func restore(path string, now time.Time, o restoreOptions) int {
 	}
 	defer done()
 	conf := r.conf
-	ctx, d := context.Background(), r.dest()
+	ds, ok := pick(r, o.from)
+	if !ok {
+		return exitUsage
+	}
+	ctx, d := context.Background(), ds[0]
 	refuse := func(cause, hint string) int {
 		printError("restore: "+cause, hint)
 		return exitFailure
@@ -344,7 +404,7 @@ func restore(path string, now time.Time, o restoreOptions) int {
 	for _, f := range files {
 		listed[f.Name] = true
 	}
-	recs := readRecords(conf.StateDir)
+	recs := readRecords(d.StateDir)
 	name := o.name
 	if name == "" {
 		var ours []remoteFile
@@ -355,7 +415,7 @@ func restore(path string, now time.Time, o restoreOptions) int {
 		}
 		items, _ := planPrune(ours, conf.NameFormat, now, retention{History: true, KeepDays: 1 << 30, KeepMin: 1}, "")
 		if len(items) == 0 {
-			return refuse(fmt.Sprintf("no archive on %s that this host recorded in %s", d.where(), filepath.Join(conf.StateDir, recordsFile)),
+			return refuse(fmt.Sprintf("no archive on %s that this host recorded in %s", d.where(), filepath.Join(d.StateDir, recordsFile)),
 				"archive list shows the archives; name one, with --use-server-checksum if this host never uploaded it")
 		}
 		name = items[0].Name
@@ -364,7 +424,7 @@ func restore(path string, now time.Time, o restoreOptions) int {
 		return refuse(fmt.Sprintf("no archive named %q on %s", shown(name), d.where()), "archive list shows them")
 	}
 
-	want, from := recs[name], "this host's record in "+filepath.Join(conf.StateDir, recordsFile)
+	want, from := recs[name], "this host's record in "+filepath.Join(d.StateDir, recordsFile)
 	if want == "" {
 		if !o.serverSum {
 			return refuse(fmt.Sprintf("no sha256 recorded for %s by this host: its integrity cannot be proven", name),
@@ -403,7 +463,7 @@ func restore(path string, now time.Time, o restoreOptions) int {
 	}
 	abs, _ := filepath.Abs(o.to)
 	env := []string{"ARCHIVE_EXPECTED_FILE=" + conf.ExpectedFile, "ARCHIVE_FORCE=" + yesNo(o.force)}
-	dump := readFacts(conf.StateDir)[name].dump
+	dump := readFacts(d.StateDir)[name].dump
 	if dump != "" {
 		env = append(env, "ARCHIVE_DUMP_SHA256="+dump)
 	}
@@ -470,6 +530,9 @@ func status(path string, now time.Time) int {
 	}
 	for _, c := range lr.Checks {
 		fmt.Printf("  %-8s %-12s %s\n", c.Status, c.Check, c.factsLine("rerun", "hint"))
+	}
+	for _, d := range lr.Destinations {
+		fmt.Printf("destination   %-12s %-10s %s %s\n", d.Name, d.Outcome, d.Where, d.Note)
 	}
 	if lv, err := readResult(conf.StateDir, lastVerifyFile); err == nil {
 		fmt.Printf("last verify   %s: %s, exit %d, %s\n", lv.Started.Local().Format("2006-01-02 15:04:05"), lv.Outcome, lv.ExitCode, lv.Archive)

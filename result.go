@@ -30,11 +30,25 @@ type result struct {
 	DumpSize      int64         `json:"dump_size,omitempty"`
 	ZipSize       int64         `json:"zip_size,omitempty"`
 	Checks        []checkRecord `json:"checks"`
+	Destinations  []delivery    `json:"destinations,omitempty"` // with several destinations: each one's outcome
 	Pruned        []string      `json:"pruned,omitempty"`
 	PruneFailed   []string      `json:"prune_failed,omitempty"`
 	Failure       *problem      `json:"failure,omitempty"` // the first failure
 	Warning       *problem      `json:"warning,omitempty"` // the first problem that made it a WARNING
 	LastSuccess   *time.Time    `json:"last_success,omitempty"`
+}
+
+// delivery is what became of the archive on one destination.
+type delivery struct {
+	Name    string `json:"name"`
+	Where   string `json:"where"`
+	Outcome string `json:"outcome"` // DELIVERED, UP TO DATE, FAILED, DRY RUN
+	Note    string `json:"note,omitempty"`
+}
+
+// delivery records one destination's outcome, when the conf has several.
+func (r *result) delivery(d dest, outcome, note string) {
+	r.Destinations = append(r.Destinations, delivery{d.label(), d.where(), outcome, note})
 }
 
 // checkRecord is one check's line: its status and facts, as logged.

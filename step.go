@@ -60,9 +60,9 @@ var packCauses = map[int]cause{
 var destCauses = map[int]cause{
 	1:  {"the archive server refused the operation, for a reason it names (detail=)", "[destination] host", "read detail=, the server's own words; rerun the step by hand (rerun=)"},
 	20: {"cannot reach the archive server (refused or unreachable)", "[destination] host", "check host and port, that the server runs, and any firewall"},
-	21: {"the archive server is not trusted (host key unknown or changed, or TLS certificate not trusted)", "[destination] known_hosts", "sftp: if the server was reinstalled, verify its new key with its administrator, then update known_hosts; ftps, webdav: set ca_file to the CA that signed the server's certificate"},
-	22: {"the archive server refused the login", "[destination] user", "check user and the key or password_file; an SSH key must be in the server's authorized_keys"},
-	23: {"the folder does not exist on the archive server", "[destination] path", "create the folder on the server or fix path"},
+	21: {"the archive server is not trusted (host key unknown or changed, or TLS certificate not trusted)", "[destination] known_hosts", "sftp: if the server was reinstalled, verify its new key with its administrator, then update known_hosts; ftps, webdav, s3: set ca_file to the CA that signed the server's certificate"},
+	22: {"the archive server refused the login", "[destination] user", "check user and the key or password_file (s3: the key id and secret in access_key_file, and region); an SSH key must be in the server's authorized_keys"},
+	23: {"the folder does not exist on the archive server", "[destination] path", "create the folder on the server or fix path (s3: the bucket)"},
 	24: {"permission denied on the archive server", "[destination] path", "the user must be allowed to write, rename and delete in path"},
 	25: {"the archive server has no space left", "[destination] path", "free space on the server or shorten [retention] keep_days"},
 	26: {"the transfer was interrupted (connection lost)", "[destination] host", "check the network and the server; the next run retries"},

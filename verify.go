@@ -55,14 +55,57 @@ func verifyArchives(o *options) int {
 	if o.sample >= 0 {
 		opt.sample = o.sample
 	}
-	d := j.dest()
+	var ds []dest
+	for _, d := range j.dests() {
+		if o.restore.from == "" || o.restore.from == d.label() {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return j.finish(&failure{check: "verify", exit: exitUsage, cause: fmt.Sprintf("--from %q: no such destination", o.restore.from),
+			hint: "the destinations are " + labels(j.dests()) + " ([destination] is " + defaultDest + ", [destination NAME] is NAME)"})
+	}
+	var failures []*failure
+	checked := 0
+	for _, d := range ds {
+		j.at(d)
+		n, f := j.scrubDest(ctx, d, opt, o.restoreTest, o.restore.identity)
+		checked += n
+		j.res.Archive = fmt.Sprintf("verify of %d archives", checked)
+		if f != nil {
+			if len(ds) > 1 && !f.logged {
+				j.logFailure(f)
+				f.logged = true
+			}
+			failures = append(failures, f)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	j.current = ""
+	if len(failures) == 0 {
+		return j.finish(nil)
+	}
+	// A damaged or missing archive is what the scrub is for: its code wins.
+	worst := failures[0]
+	for _, f := range failures {
+		if f.exit == exitVerify && worst.exit != exitVerify {
+			worst = f
+		}
+	}
+	return j.finish(worst)
+}
+
+// scrubDest is the scrub of one destination: its listing, each archive's line, the verdict, and
+// the restore drill when asked.
+func (j *job) scrubDest(ctx context.Context, d dest, opt verifyOptions, restoreTest bool, identity string) (int, *failure) {
 	files, f := j.list(ctx, d, "verify", exitConnection)
 	if f != nil {
-		return j.finish(f)
+		return 0, f
 	}
-	recs, facts := readRecords(conf.StateDir), readFacts(conf.StateDir)
-	names := scrubList(files, conf, recs, opt.sample)
-	j.res.Archive = fmt.Sprintf("verify of %d archives", len(names))
+	recs, facts := readRecords(d.StateDir), readFacts(d.StateDir)
+	names := scrubList(files, j.conf, recs, opt.sample)
 	var verdicts []scrubbed
 	for _, name := range names {
 		verdicts = append(verdicts, j.scrubOne(ctx, d, files, name, recs[name], facts[name].size, opt.download))
@@ -70,11 +113,11 @@ func verifyArchives(o *options) int {
 			break
 		}
 	}
-	f = j.scrubVerdict(verdicts, len(names))
-	if o.restoreTest && f == nil {
-		f = j.restoreDrill(ctx, d, verdicts, o.restore.identity)
+	f = j.scrubVerdict(d, verdicts, len(names))
+	if restoreTest && f == nil {
+		f = j.restoreDrill(ctx, d, verdicts, identity)
 	}
-	return j.finish(f)
+	return len(verdicts), f
 }
 
 // restoreDrill restores the newest sound archive into a private folder of the run, proves the
@@ -88,7 +131,7 @@ func (j *job) restoreDrill(ctx context.Context, d dest, verdicts []scrubbed, ide
 			break
 		}
 	}
-	dump := readFacts(j.conf.StateDir)[name].dump
+	dump := readFacts(d.StateDir)[name].dump
 	switch {
 	case name == "":
 		return &failure{check: "restore-test", exit: exitVerify, cause: "no sound archive to restore", hint: "read the verify lines above"}
@@ -110,7 +153,7 @@ func (j *job) restoreDrill(ctx context.Context, d dest, verdicts []scrubbed, ide
 		abs, _ := filepath.Abs(identity)
 		env = append(env, "ARCHIVE_IDENTITY_FILE="+abs)
 	}
-	res, f := j.do(ctx, step{check: "restore-test", script: "extract.sh", args: []string{tgz, readRecords(j.conf.StateDir)[name], to}, env: env,
+	res, f := j.do(ctx, step{check: "restore-test", script: "extract.sh", args: []string{tgz, readRecords(d.StateDir)[name], to}, env: env,
 		timeout: j.conf.PackTimeout, causes: extractCauses, timeoutKey: "[archive] timeout"}, exitVerify)
 	os.RemoveAll(to)
 	os.Remove(tgz)
@@ -172,7 +215,7 @@ func (j *job) scrubOne(ctx context.Context, d dest, files []remoteFile, name, su
 		return scrubbed{name, "UNRECORDED"}
 	case listed == nil:
 		j.failed("verify", kv("name", name), kv("result", "MISSING"), kv("cause", "the archive this host uploaded is no longer on the server"),
-			kv("key", "[destination] path"), kv("hint", "someone or something removed it; the other archives are checked on"))
+			kv("key", d.key("path")), kv("hint", "someone or something removed it; the other archives are checked on"))
 		return scrubbed{name, "MISSING"}
 	}
 	size := listed.Size
@@ -180,8 +223,9 @@ func (j *job) scrubOne(ctx context.Context, d dest, files []remoteFile, name, su
 		size = known
 	}
 	res, f := j.scrubStep(ctx, d, name, sum, size, download)
-	if f == nil && res.facts["verified"] == "size" {
-		// A size proves nothing of the bytes: this server cannot hash, so the archive is read.
+	if f == nil && !download && res.facts["verified"] != "sha256" {
+		// A size proves nothing of the bytes, nor does a checksum the server kept since the upload
+		// (S3): the server did not hash them now, so the archive is read back.
 		res, f = j.scrubStep(ctx, d, name, sum, size, true)
 	}
 	switch {
@@ -190,10 +234,10 @@ func (j *job) scrubOne(ctx context.Context, d dest, files []remoteFile, name, su
 		return scrubbed{name, "OK"}
 	case res.code == 27:
 		j.failed("verify", kv("name", name), kv("result", "DIFFERS"), kv("cause", "the archive on the server is not the one uploaded (size or sha256 differs from the record)"),
-			kv("detail", f.detail), kv("key", "[destination] path"), kv("hint", "do not trust this copy; the next night's archive is a new one, and an older one may be restored"))
+			kv("detail", f.detail), kv("key", d.key("path")), kv("hint", "do not trust this copy; the next night's archive is a new one, and an older one may be restored"))
 		return scrubbed{name, "DIFFERS"}
 	case res.code == 29:
-		j.failed("verify", kv("name", name), kv("result", "MISSING"), kv("cause", "the archive this host uploaded is no longer on the server"), kv("key", "[destination] path"))
+		j.failed("verify", kv("name", name), kv("result", "MISSING"), kv("cause", "the archive this host uploaded is no longer on the server"), kv("key", d.key("path")))
 		return scrubbed{name, "MISSING"}
 	}
 	j.failed("verify", kv("name", name), kv("result", "FAILED"), kv("cause", f.cause), kv("detail", f.detail), kv("key", f.key), kv("hint", f.hint))
@@ -210,7 +254,7 @@ func (j *job) scrubStep(ctx context.Context, d dest, name, sum string, size int6
 
 // scrubVerdict sums the lines up, writes the damaged list for retention, and gives the outcome:
 // a damaged or missing archive is a failure (exit 17), one without a record a warning.
-func (j *job) scrubVerdict(verdicts []scrubbed, planned int) *failure {
+func (j *job) scrubVerdict(d dest, verdicts []scrubbed, planned int) *failure {
 	count := map[string]int{}
 	var bad []string
 	for _, v := range verdicts {
@@ -222,13 +266,13 @@ func (j *job) scrubVerdict(verdicts []scrubbed, planned int) *failure {
 	j.info("verify", kv("checked", len(verdicts)), kv("ok", count["OK"]), kv("differs", count["DIFFERS"]), kv("missing", count["MISSING"]),
 		kv("unrecorded", count["UNRECORDED"]), kv("failed", count["FAILED"]))
 	if len(verdicts) == planned { // an interrupted scrub proves nothing either way
-		if err := writeDamaged(j.conf.StateDir, bad); err != nil {
+		if err := writeDamaged(d.StateDir, bad); err != nil {
 			j.warning("verify", err.Error(), kv("key", "[archive] state_dir"))
 		}
 	}
 	switch {
 	case len(bad) > 0:
-		return &failure{check: "verify", exit: exitVerify, logged: true, key: "[destination] path",
+		return &failure{check: "verify", exit: exitVerify, logged: true, key: d.key("path"),
 			cause: fmt.Sprintf("%d archive(s) missing or altered on the server: %s", len(bad), strings.Join(bad, ", ")),
 			hint:  "they no longer count for keep_min and are never pruned; look at the server's disk and at who can write there"}
 	case count["FAILED"] > 0:

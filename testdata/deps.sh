@@ -3,8 +3,10 @@
 #
 # Usage: deps.sh demo | test
 # As root, installs the Debian packages that are missing (apt-get update, then apt-get install -y)
-# and, for the tests, mailpit (go install) and Pure-FTPd unpacked in /var/cache/archive-test
-# (its package conflicts with vsftpd's: apt-get download, dpkg-deb -x; testdata/servers/pureftpd.sh). As another user, prints in one line the command that
+# and, for the tests, the servers Debian does not package (go install: mailpit for SMTP, the Versity
+# S3 gateway and gofakes3 for S3) and Pure-FTPd unpacked in /var/cache/archive-test (its package
+# conflicts with vsftpd's: apt-get download, dpkg-deb -x; testdata/servers/pureftpd.sh). As
+# another user, prints in one line the command that
 # installs what is missing, and goes on: the tests that need a missing server then skip, except
 # under CI=true, where they fail.
 # Exit codes: 0 all there (or told what is missing), 1 the install failed, 2 usage.
@@ -13,7 +15,8 @@ set -euo pipefail
 demo=(ca-certificates curl zip openssh-server openssh-client rsync pigz python3 openssl)
 test=("${demo[@]}" unzip tar gzip coreutils findutils make shellcheck mutt msmtp jq procps bsdutils
   vsftpd nginx libnginx-mod-http-dav-ext samba smbclient util-linux rclone age)
-mailpit_module=github.com/axllent/mailpit@v1.33.1
+go_servers=(github.com/axllent/mailpit@v1.33.1 github.com/versity/versitygw/cmd/versitygw@v1.8.0
+  github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0)
 
 case ${1:-} in
   demo) want=("${demo[@]}") ;;
@@ -26,18 +29,24 @@ for p in "${want[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 gobin=$(go env GOPATH 2>/dev/null)/bin
-need_mailpit=no need_pure=no
+go_missing=() need_pure=no
 pure=/var/cache/archive-test/pure-ftpd
-[[ $1 == test ]] && ! command -v mailpit >/dev/null && [[ ! -x $gobin/mailpit ]] && need_mailpit=yes
-[[ $1 == test ]] && ! command -v pure-ftpd >/dev/null && [[ ! -x $pure/usr/sbin/pure-ftpd ]] && need_pure=yes
+if [[ $1 == test ]]; then
+  for m in "${go_servers[@]}"; do
+    t=${m%@*} t=${t##*/}
+    command -v "$t" >/dev/null || [[ -x $gobin/$t ]] || go_missing+=("$m")
+  done
+  command -v pure-ftpd >/dev/null || [[ -x $pure/usr/sbin/pure-ftpd ]] || need_pure=yes
+fi
 
-((${#missing[@]})) || [[ $need_mailpit == yes || $need_pure == yes ]] || exit 0
+((${#missing[@]} + ${#go_missing[@]})) || [[ $need_pure == yes ]] || exit 0
 if [[ $(id -u) != 0 ]]; then
-  cmd="sudo apt-get install -y ${missing[*]}"
-  [[ $need_mailpit == yes ]] && cmd+="${missing[*]:+ && }go install $mailpit_module"
-  [[ ${#missing[@]} == 0 ]] && cmd="go install $mailpit_module"
-  [[ $need_pure == yes ]] && cmd+="; and as root: bash testdata/deps.sh test (Pure-FTPd)"
-  echo "deps: missing ${missing[*]}${need_mailpit/yes/ mailpit}${need_pure/yes/ pure-ftpd}; install with: $cmd" >&2
+  cmds=()
+  ((${#missing[@]} == 0)) || cmds+=("sudo apt-get install -y ${missing[*]}")
+  for m in "${go_missing[@]}"; do cmds+=("go install $m"); done
+  [[ $need_pure == no ]] || cmds+=("sudo bash testdata/deps.sh test (Pure-FTPd)")
+  printf -v cmd '%s && ' "${cmds[@]}"
+  echo "deps: missing ${missing[*]} ${go_missing[*]##*/}${need_pure/yes/ pure-ftpd}; install with: ${cmd% && }" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -56,7 +65,7 @@ if [[ $need_pure == yes ]]; then
   for deb in "$d"/*.deb; do dpkg-deb -x "$deb" "$pure"; done
   rm -rf -- "$d"
 fi
-if [[ $need_mailpit == yes ]]; then
-  echo "deps: installing mailpit ($mailpit_module)"
-  go install "$mailpit_module"
-fi
+for m in "${go_missing[@]}"; do
+  echo "deps: installing $m (go install)"
+  go install "$m"
+done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dest_test.sh [PROTO...]: one list of scenarios run against every destination step
-# (steps/dest-PROTO.sh) and a real server on loopback: sftp ftps webdav smb nfs (default: all).
-# Needs root (test users, vsftpd's PAM login, tmpfs mounts), sshd, vsftpd, nginx with dav-ext,
-# smbd, smbclient, curl, rsync. Prints one line per check and "N passed, M failed" last;
+# (steps/dest-PROTO.sh) and a real server on loopback: sftp ftps webdav smb nfs s3 (default:
+# all). Needs root (test users, vsftpd's PAM login, tmpfs mounts), sshd, vsftpd, nginx with
+# dav-ext, smbd, smbclient, curl, rsync, versitygw and gofakes3 (testdata/deps.sh test). Prints one line per check and "N passed, M failed" last;
 # exits 1 when a check failed. Stops every server it started, even when interrupted.
 set -euo pipefail
 umask 022
@@ -79,7 +79,8 @@ stop_during_put() {
 }
 
 # The scenarios, the same for every protocol. Variables from setup_PROTO: dest (the folder on
-# disk), hashes (verify checks sha256 by itself), bad_login, bad_trust, missing (env overrides),
+# disk), hashes (verify checks sha256 by itself), renames (no: put writes the final name, whole
+# or not at all), bad_login, bad_trust, missing (env overrides),
 # spool (where a partial upload shows), srv (the server's DIR); halt_PROTO stops the server.
 scenarios() {
   local sum1 sum2 size1 size2 n
@@ -89,17 +90,20 @@ scenarios() {
   expect 0 "check passes with a good login and folder" check
   verdict "check leaves nothing behind" test -z "$(ls -A "$dest")"
 
-  expect 0 "put uploads under the temporary name" put "$work/f1" .t1.tgz.part
-  verdict "the temporary file holds the bytes" cmp -s "$work/f1" "$dest/.t1.tgz.part"
-  expect 0 "verify accepts the right sha256 and size" verify .t1.tgz.part "$sum1" "$size1"
+  # A server without rename (s3) gets the final name from put itself: part is that name.
+  local part=.t1.tgz.part
+  [[ $renames == yes ]] || part=t1.tgz
+  expect 0 "put uploads under the temporary name (s3: the final one)" put "$work/f1" "$part"
+  verdict "the uploaded file holds the bytes" cmp -s "$work/f1" "$dest/$part"
+  expect 0 "verify accepts the right sha256 and size" verify "$part" "$sum1" "$size1"
   verdict "verify prints size=" grep -qx "size=$size1" "$work/out"
   if [[ $hashes == yes ]]; then verdict "verify prints sha256=" grep -qx "sha256=$sum1" "$work/out"; fi
-  expect 0 "rename gives the final name" rename .t1.tgz.part t1.tgz
+  if [[ $renames == yes ]]; then expect 0 "rename gives the final name" rename "$part" t1.tgz; fi
   expect 0 "list succeeds" list
   verdict "list shows only the final name and its size" diff <(printf 't1.tgz\t%s\n' "$size1") "$work/out"
 
-  expect 0 "put a second version" put "$work/f2" .t1.tgz.part
-  expect 0 "rename over an existing final name" rename .t1.tgz.part t1.tgz
+  expect 0 "put a second version" put "$work/f2" "$part"
+  if [[ $renames == yes ]]; then expect 0 "rename over an existing final name" rename "$part" t1.tgz; fi
   verdict "the final name now holds the second version" cmp -s "$work/f2" "$dest/t1.tgz"
   expect 0 "list after the replace" list
   verdict "list shows one file with the new size" diff <(printf 't1.tgz\t%s\n' "$size2") "$work/out"
@@ -116,7 +120,7 @@ scenarios() {
   verdict "get round-trips byte-identical" cmp -s "$work/f2" "$work/got"
   expect 29 "get of a missing file" get nothere.tgz "$work/got2"
   verdict "a failed get leaves no local file" test ! -e "$work/got2"
-  expect 29 "rename of a missing file" rename nothere.tgz t2.tgz
+  if [[ $renames == yes ]]; then expect 29 "rename of a missing file" rename nothere.tgz t2.tgz; fi
 
   expect 0 "delete removes the file" delete t1.tgz
   expect 0 "list after the delete" list
@@ -143,6 +147,7 @@ scenarios() {
 
 setup_sftp() {
   local d=$work/sftp
+  renames=yes
   serve sshd.sh "$d"
   export ARCHIVE_DEST_HOST=127.0.0.1 ARCHIVE_DEST_PORT ARCHIVE_DEST_USER ARCHIVE_DEST_PATH
   export ARCHIVE_DEST_IDENTITY_FILE ARCHIVE_DEST_KNOWN_HOSTS
@@ -162,6 +167,7 @@ extra_sftp() { :; }
 
 setup_ftps() {
   local d=$work/ftps
+  renames=yes
   serve vsftpd.sh "$d"
   export ARCHIVE_DEST_HOST=127.0.0.1 ARCHIVE_DEST_PORT ARCHIVE_DEST_USER ARCHIVE_DEST_PATH
   export ARCHIVE_DEST_PASSWORD_FILE ARCHIVE_DEST_CA_FILE
@@ -182,7 +188,8 @@ extra_ftps() {
 }
 
 setup_webdav() {
-  local d=$work/webdav url
+  local d=$work/webdav
+  renames=yes url
   serve webdav.sh "$d"
   export ARCHIVE_DEST_URL ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE ARCHIVE_DEST_CA_FILE
   url=$(env_of "$d" URL) ARCHIVE_DEST_URL=$url ARCHIVE_DEST_USER=$(env_of "$d" USER)
@@ -201,6 +208,7 @@ extra_webdav() {
 
 setup_smb() {
   local d=$work/smb
+  renames=yes
   serve smbd.sh "$d"
   export ARCHIVE_DEST_HOST=127.0.0.1 ARCHIVE_DEST_PORT ARCHIVE_DEST_USER ARCHIVE_DEST_PATH
   export ARCHIVE_DEST_PASSWORD_FILE ARCHIVE_DEST_SHARE
@@ -219,7 +227,7 @@ extra_smb() {
 }
 
 setup_nfs() {
-  dest=$work/nfs
+  dest=$work/nfs renames=yes
   mkdir -p -- "$dest" "$work/plain dir" "$work/small"
   mount -t tmpfs -o size=64m tmpfs "$dest" && mounts+=("$dest")
   mount -t tmpfs -o size=1m tmpfs "$work/small" && mounts+=("$work/small")
@@ -234,10 +242,47 @@ extra_nfs() {
   verdict "a failed put leaves no partial file" test ! -e "$work/small/.full.part"
 }
 
+setup_s3() {
+  local d=$work/s3
+  serve s3.sh "$d" versitygw
+  export ARCHIVE_DEST_ENDPOINT ARCHIVE_DEST_BUCKET ARCHIVE_DEST_PREFIX ARCHIVE_DEST_ACCESS_KEY_FILE ARCHIVE_DEST_CA_FILE
+  ARCHIVE_DEST_ENDPOINT=$(env_of "$d" ENDPOINT) ARCHIVE_DEST_BUCKET=$(env_of "$d" BUCKET) ARCHIVE_DEST_PREFIX=$(env_of "$d" PREFIX)
+  ARCHIVE_DEST_ACCESS_KEY_FILE=$(env_of "$d" ACCESS_KEY_FILE) ARCHIVE_DEST_CA_FILE=$(env_of "$d" CA_FILE)
+  sed -n 2p "$ARCHIVE_DEST_ACCESS_KEY_FILE" >>"$work/secrets"
+  dest=$(env_of "$d" DEST) spool=$d/data hashes=yes renames=no
+  { sed -n 1p "$ARCHIVE_DEST_ACCESS_KEY_FILE" && echo "not the secret"; } >"$work/wrong_s3_key"
+  bad_login=(ARCHIVE_DEST_ACCESS_KEY_FILE="$work/wrong_s3_key")
+  bad_trust=(ARCHIVE_DEST_CA_FILE="$work/otherca/ca.pem")
+  missing=(ARCHIVE_DEST_BUCKET=no-such-bucket)
+  srv=$d
+}
+halt_s3() { "$servers/s3.sh" stop "$srv"; }
+extra_s3() {
+  local sum
+  head -c 12000000 /dev/urandom >"$work/f3"
+  sum=$(sha256sum <"$work/f3" | cut -d' ' -f1)
+  over=(ARCHIVE_DEST_PART_SIZE=5242880) && expect 0 "a multipart upload (3 parts of 5 MiB)" put "$work/f3" m.tgz
+  verdict "the object holds the bytes of every part" cmp -s "$work/f3" "$dest/m.tgz"
+  expect 0 "verify of a multipart object by its size" verify m.tgz "$sum" 12000000
+  verdict "... says it read the size, not a checksum of its parts" grep -qx verified=size "$work/out"
+  over=(ARCHIVE_DEST_VERIFY=download) && expect 0 "... or by its bytes read back" verify m.tgz "$sum" 12000000
+  expect 2 "rename is refused: put writes the final name" rename m.tgz m2.tgz
+  over=(ARCHIVE_DEST_PART_SIZE=1000) && expect 2 "a part size under 5 MiB is refused" list
+  expect 0 "delete the multipart object" delete m.tgz
+  # A service that takes any checksum (gofakes3) is sent none, so that verify reads the size.
+  serve s3.sh "$work/s3-fake" gofakes3
+  over=(ARCHIVE_DEST_ENDPOINT="$(env_of "$work/s3-fake" ENDPOINT)" ARCHIVE_DEST_CA_FILE="$(env_of "$work/s3-fake" CA_FILE)"
+    ARCHIVE_DEST_ACCESS_KEY_FILE="$(env_of "$work/s3-fake" ACCESS_KEY_FILE)") && expect 0 "put to a service that checks no checksum" put "$work/f1" f.tgz
+  verdict "... says so" grep -qx server_checks_sha256=no "$work/out"
+  over=(ARCHIVE_DEST_ENDPOINT="$(env_of "$work/s3-fake" ENDPOINT)" ARCHIVE_DEST_CA_FILE="$(env_of "$work/s3-fake" CA_FILE)"
+    ARCHIVE_DEST_ACCESS_KEY_FILE="$(env_of "$work/s3-fake" ACCESS_KEY_FILE)") && expect 0 "... and verify reads the size there" verify f.tgz "$(sha256sum <"$work/f1" | cut -d' ' -f1)" 3000000
+  verdict "... not a checksum it was told" grep -qx verified=size "$work/out"
+}
+
 main() {
   [[ $(id -u) == 0 ]] || { echo "dest_test.sh: run as root (test users, PAM, mounts)" >&2; exit 2; }
   local protos=("$@") p
-  ((${#protos[@]})) || protos=(sftp ftps webdav smb nfs)
+  ((${#protos[@]})) || protos=(sftp ftps webdav smb nfs s3)
   head -c 3000000 /dev/urandom >"$work/f1"
   head -c 2000000 /dev/urandom >"$work/f2"
   head -c 200000000 /dev/urandom >"$work/big"
