@@ -39,10 +39,11 @@ const (
 
 const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [--replace] [--accept-shrink]
        archive [-c FILE] check [--date YYYY-MM-DD] [--mail]
-       archive [-c FILE] list [--date YYYY-MM-DD]
+       archive [-c FILE] list [--date YYYY-MM-DD] [--from NAME]
        archive [-c FILE] restore (NAME | --latest) [--to DIR] [--force] [--use-server-checksum]
-                                [--identity FILE]
+                                [--identity FILE] [--from NAME]
        archive [-c FILE] verify [--download] [--sample N] [--restore-test [--identity FILE]]
+                               [--from NAME]
        archive [-c FILE] status [--date YYYY-MM-DD]
        archive --version
 
@@ -54,7 +55,7 @@ run      fetch the dump zip over HTTPS, check it, pack it as a dated .tgz, uploa
          that shrank past [source] max_shrink (both refused by default)
 check    touch everything a run touches (conf, tools, work_dir, source, server, retention),
          one OK/FAILED line each; --mail also sends a test mail
-list     the archives on the server, with what the next prune would delete and why
+list     the archives on each destination, with what the next prune would delete and why
 restore  download an archive, verify it against the sha256 this host recorded at upload (the
          server's NAME.sha256 only with --use-server-checksum), extract the dump into DIR
          (default .), never over an existing file unless --force; --latest: the newest
@@ -67,6 +68,8 @@ verify   the scrub: every archive this host uploaded, checked on the server agai
 status   the last run and the last verify, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
+  --from NAME    list, restore, verify: one destination, NAME of [destination NAME] or
+                 default for [destination] (restore's default: the first)
   --date DAY     as of that day: archive name and retention ages (default today)
   --version      print the version
 
@@ -75,7 +78,8 @@ Example: archive -c /etc/archive/archive.conf run --dry-run
 Cron, every night at 02:30 (output goes to the log; cron mails only if archive cannot start):
   30 2 * * *  archive  /usr/local/bin/archive -c /etc/archive/archive.conf >/dev/null
 
-Exit codes: 0 success, 1 failure outside the checks, 2 usage or conf error, 3 warning,
+Exit codes: 0 success, 1 failure outside the checks, 2 usage or conf error, 3 warning (also:
+one destination of several failed while another got a verified copy),
 4 another run is active, 10-16 failure at check url, download, zip-content, changed, archive,
 connection, transfer, 17 verify found an archive missing or altered.
 `

@@ -19,6 +19,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -231,7 +233,15 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) writeConf() string {
 	var b strings.Builder
-	for _, sec := range []string{"source", "archive", "destination", "retention", "log", "mail", "monitor"} {
+	sections := []string{"source", "archive", "destination", "retention", "log", "mail", "monitor"}
+	var others []string // [destination NAME], [verify]: after the usual ones, in name order
+	for sec := range e.conf {
+		if !slices.Contains(sections, sec) {
+			others = append(others, sec)
+		}
+	}
+	sort.Strings(others)
+	for _, sec := range append(sections, others...) {
 		if e.conf[sec] == nil {
 			continue
 		}

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The same scenarios against every destination protocol, each with its real server on loopback.
@@ -428,4 +430,151 @@ func TestEveryProtocolVerifyFindsDamagedMissingAndUnrecordedArchives(t *testing.
 		e.wantExit(e.run("status"), exitOK)
 		e.wantLine(`^last verify .*FAILURE, exit 17, verify of 2 archives`)
 	})
+}
+
+// Two copies: an SFTP server in the building and an S3 bucket off-site. The bucket refuses the
+// login on the first night: the SFTP copy is made and the run is a WARNING naming offsite. With
+// the key mended, the next night (the dump unchanged) delivers to offsite alone; the night after
+// has nothing to do; with both failing, the run fails. Neither destination's secret is ever on a
+// command line, in the log or in a mail.
+func TestTwoDestinationsOneFailingThenCatchingUp(t *testing.T) {
+	e := newEnv(t)
+	m := newMailpit(t, e.dir, "starttls")
+	e.mailTo(m, "smtp")
+	off := startDest(t, e, "s3")
+	e.conf["destination offsite"] = off.conf
+	e.conf["destination offsite"]["keep_days"] = "400"
+	goodKey := off.conf["access_key_file"]
+	key, _ := os.ReadFile(goodKey)
+	id, secret, _ := strings.Cut(strings.TrimSpace(string(key)), "\n")
+	wrong := filepath.Join(e.dir, "wrong-s3.key")
+	os.WriteFile(wrong, []byte(id+"\nnot-the-secret\n"), 0o600)
+	e.conf["destination offsite"]["access_key_file"] = wrong
+	smtpPassword, _ := os.ReadFile(m.env["SMTP_PASSWORD_FILE"])
+	secrets := []string{secret, strings.TrimSpace(string(smtpPassword))}
+	stop := sampleArgv(t, secrets)
+	defer stop()
+	onSFTP := func() string { return (destServer{dir: e.ssh.env["DEST"]}).names(t) }
+
+	e.wantExit(e.run("--date", "2026-11-28"), exitWarning)
+	e.wantLine(`OK check=connection destination=default server=sftp://`)
+	e.wantLine(`OK check=transfer destination=default remote=\S+/20262811.tgz `)
+	e.wantLine(`FAILED check=connection destination=offsite cause="the archive server refused the login" .*key="\[destination offsite\] access_key_file"`)
+	e.wantLine(`SKIPPED check=transfer destination=offsite reason="an earlier check failed"`)
+	e.wantLine(`RESULT WARNING exit=3`)
+	if got := onSFTP(); got != "20262811.tgz,20262811.tgz.sha256" {
+		t.Fatalf("the SFTP server holds %q", got)
+	}
+	if got := off.names(t); got != "" {
+		t.Fatalf("the bucket holds %q after a refused login", got)
+	}
+
+	e.conf["destination offsite"]["access_key_file"] = goodKey
+	e.wantExit(e.run("--date", "2026-11-29"), exitOK)
+	e.wantLine(`OK check=changed unchanged=yes action="delivered only to offsite, `)
+	e.wantLine(`OK check=transfer destination=offsite remote=s3://archives/nightly/20262911.tgz .*verified=checksum`)
+	e.noLine(`check=transfer destination=default`)
+	e.wantLine(`OK check=prune destination=offsite .*keep_days=400`)
+	if got := off.names(t); got != "20262911.tgz,20262911.tgz.sha256" {
+		t.Fatalf("the bucket holds %q, want the unchanged dump's archive", got)
+	}
+	if got := onSFTP(); got != "20262811.tgz,20262811.tgz.sha256" {
+		t.Fatalf("the SFTP server holds %q: it was sent the dump again", got)
+	}
+
+	e.wantExit(e.run("--date", "2026-11-30"), exitWarning)
+	e.wantLine(`WARNING check=changed cause="the dump is the same as the last one archived; nothing to do"`)
+
+	e.src.zip.Store(makeZip(t, map[string]string{"dump.sql": dump("second")}))
+	e.conf["destination offsite"]["access_key_file"] = wrong
+	e.conf["destination"]["port"] = "1"
+	e.wantExit(e.run("--date", "2026-12-01"), exitConnection)
+	e.wantLine(`FAILED check=connection destination=default cause="cannot reach the archive server`)
+	e.wantLine(`FAILED check=connection destination=offsite cause="the archive server refused the login"`)
+	e.wantLine(`RESULT FAILURE exit=15`)
+
+	msgs := m.messages(t)
+	if len(msgs) != 4 {
+		t.Fatalf("%d mails, want 4", len(msgs))
+	}
+	subjects := map[string]string{}
+	for _, msg := range msgs {
+		subjects[msg.Subject] = msg.Text
+		for _, s := range secrets {
+			if strings.Contains(msg.Text, s) || strings.Contains(msg.Subject, s) {
+				t.Errorf("a secret is in the mail %q", msg.Subject)
+			}
+		}
+	}
+	var warned string
+	for subj, text := range subjects {
+		if strings.Contains(subj, "WARNING at connection") {
+			warned = text
+			if !strings.Contains(subj, "1 of 2 destinations failed") {
+				t.Errorf("the WARNING subject does not say a destination failed: %q", subj)
+			}
+		}
+	}
+	for _, want := range []string{"Destinations:", "default      DELIVERED", "offsite      FAILED     s3://archives/nightly/ at connection: the archive server refused the login"} {
+		if !strings.Contains(warned, want) {
+			t.Errorf("the WARNING mail lacks %q:\n%s", want, warned)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(e.dir, "archive.log"))
+	for _, s := range secrets {
+		if strings.Contains(string(log), s) {
+			t.Error("a secret is in the log")
+		}
+	}
+
+	// The operator's commands read one destination with --from, each its own records.
+	e.conf["destination offsite"]["access_key_file"] = goodKey
+	e.conf["destination"]["port"] = e.ssh.env["PORT"]
+	e.wantExit(e.run("list", "--from", "offsite", "--date", "2026-12-01"), exitOK)
+	e.wantLine(`^offsite: s3://archives/nightly/`)
+	e.wantLine(`^20262911.tgz +2026-11-29 `)
+	e.noLine(`^20262811.tgz`)
+	e.wantExit(e.run("verify", "--from", "offsite"), exitOK)
+	e.wantLine(`OK check=verify destination=offsite name=20262911.tgz .*verified=download`)
+	e.noLine(`destination=default`)
+	e.wantExit(e.run("verify"), exitOK)
+	e.wantLine(`OK check=verify destination=default name=20262811.tgz`)
+	e.wantExit(e.run("restore", "--latest", "--from", "offsite", "--to", filepath.Join(e.dir, "back")), exitOK)
+	if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
+		t.Fatal("restore --from offsite did not give the dump back")
+	}
+	e.wantExit(e.run("list", "--from", "elsewhere"), exitUsage)
+	e.wantLine(`archive: error: --from "elsewhere": no such destination`)
+	stop()
+}
+
+// sampleArgv watches every command line while the test runs; stop reports a secret seen on one.
+func sampleArgv(t *testing.T, secrets []string) (stop func()) {
+	done, finished := make(chan struct{}), make(chan []string)
+	go func() {
+		var seen []string
+		for {
+			select {
+			case <-done:
+				finished <- seen
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			out, _ := exec.Command("ps", "-eo", "args=").Output()
+			for _, s := range secrets {
+				if s != "" && strings.Contains(string(out), s) {
+					seen = append(seen, s[:4]+"...")
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			if seen := <-finished; len(seen) > 0 {
+				t.Errorf("a secret was on a command line (ps): %v", seen)
+			}
+		})
+	}
 }

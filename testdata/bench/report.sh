@@ -80,7 +80,7 @@ tables() {
   echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|"
   for dir in "${sizes[@]}"; do
     size=${dir##*/} base=$(get "$dir/baseline.txt" wall) floor=$(get "$dir/floor.txt" wall)
-    for r in baseline floor archive archive-unchanged verify-download encrypted reuse reuse-unchanged proposed proposed-unchanged; do
+    for r in baseline floor archive archive-unchanged verify-download encrypted two-destinations reuse reuse-unchanged proposed proposed-unchanged; do
       f=$dir/$r.txt
       [[ -f $f ]] || continue
       who="-"
@@ -99,7 +99,7 @@ tables() {
   echo "| dump | run | url | download | zip-content | archive | connection | put | verify | other | whole run |"
   echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
   for dir in "${sizes[@]}"; do
-    for r in archive archive-unchanged verify-download encrypted reuse reuse-unchanged proposed proposed-unchanged; do
+    for r in archive archive-unchanged verify-download encrypted two-destinations reuse reuse-unchanged proposed proposed-unchanged; do
       [[ -f $dir/$r.txt ]] && printf '| %s | %s %s' "${dir##*/}" "$r" "$(steps "$dir/$r.txt")" && echo
     done
   done

@@ -5,8 +5,10 @@
 # For each size: a realistic SQL dump (generated once, cached), zipped, served by testdata/httpsd
 # over HTTPS and archived to a local sshd (testdata/servers/sshd.sh), all on loopback. Measured,
 # in this order, on the same files: the sequential baseline and the floor (baseline.sh), archive as
-# built, archive again on the unchanged dump, then the variants (compressor reuse; the proposed
-# steps in proposed/*.patch with a conditional download), each also on the unchanged dump.
+# built, archive again on the unchanged dump, the scrub, an encrypted run, a run with two
+# destinations (the sshd and an S3 bucket, testdata/servers/s3.sh), then the variants
+# (compressor reuse; the proposed steps in proposed/*.patch with a conditional download), each
+# also on the unchanged dump.
 # Inputs (environment):
 #   BENCH_SIZES    the sizes when none is given (default "64M 512M 2G")
 #   BENCH_DIR      work folder; the dumps and zips stay there for the next run (default
@@ -19,7 +21,7 @@
 #   BENCH_PATIENCE seconds the whole benchmark may wait for a quiet machine before a run (at most
 #                  20 per run; default 180)
 # Needs root (sshd.sh logs in as a test user), go, zip, unzip, curl, pigz, rsync, openssh-server,
-# openssl, patch and age. Exit codes: 0 done, 1 a run failed or an archive did not prove, 2 usage.
+# openssl, patch, age and versitygw (testdata/deps.sh test). Exit codes: 0 done, 1 a run failed or an archive did not prove, 2 usage.
 set -euo pipefail
 umask 022
 
@@ -69,6 +71,8 @@ setup() {
     2>"$bench/httpsd.log" &
   web=$!
   "$repo/testdata/servers/sshd.sh" start "$bench/sshd"
+  # The off-site copy of the two-destination run: an S3 service (the Versity gateway).
+  "$repo/testdata/servers/s3.sh" start "$bench/s3" versitygw >/dev/null
   # shellcheck source=/dev/null
   . "$bench/sshd/env"
   ssh_port=${PORT:?} ssh_user=${USER:?} dest=${DEST:?}
@@ -93,6 +97,7 @@ CFG
 cleanup() {
   [[ -n ${web:-} ]] && kill "$web" 2>/dev/null
   [[ -f $bench/sshd/sshd.pid ]] && "$repo/testdata/servers/sshd.sh" stop "$bench/sshd"
+  [[ -f $bench/s3/server.pid ]] && "$repo/testdata/servers/s3.sh" stop "$bench/s3"
   true
 }
 
@@ -114,9 +119,10 @@ dataset() {
   fi
 }
 
-# fresh: an empty server folder, work folder and state, written-back pages flushed.
+# fresh: empty server folders, work folder and state, written-back pages flushed.
 fresh() {
   find "$dest" -mindepth 1 -delete
+  [[ ! -d $bench/s3 ]] || find "$(sed -n 's/^DEST=//p' "$bench/s3/env")" -mindepth 1 -delete
   rm -rf -- "$bench/run"
   mkdir -p -- "$bench/run/work" "$bench/run/state" "$bench/run/base"
   sync
@@ -127,8 +133,8 @@ fresh_reuse() {
   conf reuse
 }
 
-# conf COMPRESSOR [RECIPIENTS]: archive's conf for the current size; with RECIPIENTS, the
-# archive is encrypted to them.
+# conf COMPRESSOR [RECIPIENTS] [offsite]: archive's conf for the current size; with RECIPIENTS,
+# the archive is encrypted to them; with offsite, a second destination, the S3 bucket.
 conf() {
   cat >"$bench/run/archive.conf" <<CONF
 [source]
@@ -151,6 +157,18 @@ known_hosts = $bench/sshd/known_hosts
 [log]
 file = $bench/run/archive.log
 CONF
+  if [[ ${3:-} == offsite ]]; then
+    local e=$bench/s3/env
+    cat >>"$bench/run/archive.conf" <<CONF
+[destination offsite]
+protocol = s3
+endpoint = $(sed -n 's/^ENDPOINT=//p' "$e")
+bucket = $(sed -n 's/^BUCKET=//p' "$e")
+prefix = $(sed -n 's/^PREFIX=//p' "$e")
+access_key_file = $(sed -n 's/^ACCESS_KEY_FILE=//p' "$e")
+ca_file = $(sed -n 's/^CA_FILE=//p' "$e")
+CONF
+  fi
   chmod 600 "$bench/run/archive.conf"
 }
 
@@ -253,6 +271,11 @@ one_size() {
   conf auto "$bench/run/recipients.txt"
   measured encrypted "$archive" -c "$bench/run/archive.conf" --date 2026-11-28
   echo "tgz_bytes=$(stat -c %s -- "$dest/$name.age" 2>/dev/null || echo 0)" >>"$results/encrypted.txt"
+  # Two copies: the SFTP server and the S3 bucket, one after the other (issue 15).
+  fresh
+  conf auto "" offsite
+  measured two-destinations "$archive" -c "$bench/run/archive.conf" --date 2026-11-28
+  archived two-destinations
 
   # compressor = reuse: by archive once it accepts it, else by the steps in archive's order.
   prepare=fresh_reuse
@@ -279,7 +302,7 @@ one_size() {
   prove proposed
   measured proposed-unchanged "${run[@]}"
 
-  grep -h '^exit=' "$results"/{baseline,floor,archive,reuse,proposed,verify-download,encrypted}.txt | grep -qvx 'exit=0' && failed=1
+  grep -h '^exit=' "$results"/{baseline,floor,archive,reuse,proposed,verify-download,encrypted,two-destinations}.txt | grep -qvx 'exit=0' && failed=1
   grep -h '^exit=' "$results"/*-unchanged.txt | grep -qvx 'exit=3' && failed=1
   return 0
 }
