@@ -44,7 +44,7 @@ const usage = `usage: archive [-c FILE] [run] [--date YYYY-MM-DD] [--dry-run] [-
                                 [--identity FILE] [--from NAME]
        archive [-c FILE] verify [--download] [--sample N] [--restore-test [--identity FILE]]
                                [--from NAME]
-       archive [-c FILE] status [--date YYYY-MM-DD]
+       archive [-c FILE] status [--date YYYY-MM-DD] [--from NAME]
        archive --version
 
 run      fetch the dump zip over HTTPS, check it, pack it as a dated .tgz, upload it to the
@@ -68,7 +68,7 @@ verify   the scrub: every archive this host uploaded, checked on the server agai
 status   the last run and the last verify, for humans (state_dir/last-run.json)
 
   -c FILE        the conf (default /etc/archive/archive.conf, else ./archive.conf)
-  --from NAME    list, restore, verify: one destination, NAME of [destination NAME] or
+  --from NAME    list, restore, verify, status: one destination, NAME of [destination NAME] or
                  default for [destination] (restore's default: the first)
   --date DAY     as of that day: archive name and retention ages (default today)
   --version      print the version
@@ -145,7 +145,10 @@ var commands = map[string]command{
 		fs.StringVar(&o.restore.identity, "identity", "", "the age identity for --restore-test of an encrypted archive")
 		fromFlag(fs, o)
 	}, run: verifyArchives},
-	"status": {flags: dateFlag, run: func(o *options) int { return status(o.conf, o.now) }},
+	"status": {flags: func(fs *flag.FlagSet, o *options) {
+		dateFlag(fs, o)
+		fromFlag(fs, o)
+	}, run: func(o *options) int { return status(o.conf, o.restore.from, o.now) }},
 	"restore": {args: 1, flags: func(fs *flag.FlagSet, o *options) {
 		dateFlag(fs, o)
 		fs.BoolVar(&o.latest, "latest", false, "the newest archive this host recorded")

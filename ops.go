@@ -124,6 +124,11 @@ func check(path string, now time.Time, withMail bool) int {
 	}
 	defer lock.release()
 
+	if dir := stepsDir(); fileExists(filepath.Join(dir, "fetch.sh")) {
+		ck.ok("steps", dir)
+	} else {
+		ck.fail("steps", "no step scripts in "+dir, "reinstall archive, or set ARCHIVE_STEPS_DIR to the folder of fetch.sh")
+	}
 	for _, tool := range toolsNeeded(conf) {
 		if v, err := toolVersion(tool); err != nil {
 			ck.fail("tool "+tool, "not found in PATH", "install it (see the user guide's requirements)")
@@ -285,6 +290,11 @@ func toolsNeeded(c *Conf) []string {
 		tools = append(tools, "age")
 	}
 	return tools
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func toolVersion(tool string) (string, error) {
@@ -500,12 +510,17 @@ func recipientsOf(path string) string {
 }
 
 // status prints the last run for a person; its exit code is the last run's outcome (0, 3 or 1),
-// so that a monitoring check can call it.
-func status(path string, now time.Time) int {
+// so that a monitoring check can call it. With --from, only that destination's lines.
+func status(path, from string, now time.Time) int {
 	conf, ok := loadForOps(path)
 	if !ok {
 		return exitUsage
 	}
+	if from != "" && !slices.ContainsFunc(conf.Dests, func(d *Destination) bool { return d.label() == from }) {
+		printError(fmt.Sprintf("--from %q: no such destination", from), "the destinations are "+labels((&job{conf: conf}).dests()))
+		return exitUsage
+	}
+	other := func(dest string) bool { return from != "" && dest != "" && dest != from }
 	lr, err := readLastRun(conf.StateDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		printError("no run recorded yet in "+conf.StateDir, "the first run writes "+lastRunFile+" there; archive run --dry-run tries one")
@@ -529,10 +544,14 @@ func status(path string, now time.Time) int {
 		fmt.Printf("archive       %s, %s, sha256 %s\n", lr.Archive, human(lr.ArchiveSize), short(lr.ArchiveSHA256))
 	}
 	for _, c := range lr.Checks {
-		fmt.Printf("  %-8s %-12s %s\n", c.Status, c.Check, c.factsLine("rerun", "hint"))
+		if !other(c.Facts["destination"]) {
+			fmt.Printf("  %-8s %-12s %s\n", c.Status, c.Check, c.factsLine("rerun", "hint"))
+		}
 	}
 	for _, d := range lr.Destinations {
-		fmt.Printf("destination   %-12s %-10s %s %s\n", d.Name, d.Outcome, d.Where, d.Note)
+		if !other(d.Name) {
+			fmt.Printf("destination   %-12s %-10s %s %s\n", d.Name, d.Outcome, d.Where, d.Note)
+		}
 	}
 	if lv, err := readResult(conf.StateDir, lastVerifyFile); err == nil {
 		fmt.Printf("last verify   %s: %s, exit %d, %s\n", lv.Started.Local().Format("2006-01-02 15:04:05"), lv.Outcome, lv.ExitCode, lv.Archive)

@@ -468,6 +468,10 @@ func TestTwoDestinationsOneFailingThenCatchingUp(t *testing.T) {
 	if got := off.names(t); got != "" {
 		t.Fatalf("the bucket holds %q after a refused login", got)
 	}
+	e.wantExit(e.run("status", "--from", "offsite"), exitWarning)
+	e.wantLine(`^destination +offsite +FAILED +s3://archives/nightly/ at connection: the archive server refused the login`)
+	e.wantLine(`^  FAILED +connection +destination=offsite `)
+	e.noLine(`destination=default`)
 
 	e.conf["destination offsite"]["access_key_file"] = goodKey
 	e.wantExit(e.run("--date", "2026-11-29"), exitOK)

@@ -188,8 +188,8 @@ extra_ftps() {
 }
 
 setup_webdav() {
-  local d=$work/webdav
-  renames=yes url
+  local d=$work/webdav url
+  renames=yes
   serve webdav.sh "$d"
   export ARCHIVE_DEST_URL ARCHIVE_DEST_USER ARCHIVE_DEST_PASSWORD_FILE ARCHIVE_DEST_CA_FILE
   url=$(env_of "$d" URL) ARCHIVE_DEST_URL=$url ARCHIVE_DEST_USER=$(env_of "$d" USER)
