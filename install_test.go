@@ -124,3 +124,78 @@ func cronFile(t *testing.T, path string) (vars []string, jobs []string) {
 	}
 	return vars, jobs
 }
+
+// make deb builds a package that apt installs on this machine: the user and folders made by its
+// postinst, the installed program finding its steps in /usr/lib/archive/steps and checking the
+// local servers, as cron starts it; then apt-get purge leaves nothing but the system user, which
+// Debian policy keeps.
+func TestDebianPackageInstallsChecksAndPurges(t *testing.T) {
+	need(t, "make", "dpkg-deb", "apt-get")
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("installing the package needs root; CI runs as root")
+		}
+		t.Skip("installing the package needs root")
+	}
+	if exec.Command("dpkg-query", "-W", "-f", "${Status}", "archive").Run() == nil {
+		exec.Command("apt-get", "purge", "-y", "-q", "archive").Run() // a package left by an earlier run
+	}
+	e := newEnv(t)
+	out, err := exec.Command("make", "deb", "DEB_OUT="+filepath.Join(e.dir, "deb")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(e.dir, "deb", "archive_*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("make deb made %v", debs)
+	}
+	apt := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("apt-get", append([]string{"-y", "-q"}, args...)...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	apt("install", debs[0])
+	t.Cleanup(func() { exec.Command("apt-get", "purge", "-y", "-q", "archive").Run() })
+
+	owned := map[string]string{"/var/lib/archive": "drwx------ archive", "/var/log/archive": "drwxr-x--- archive",
+		"/etc/archive": "drwxr-x--- archive", "/etc/archive/archive.conf": "-rw------- archive",
+		"/usr/bin/archive": "-rwxr-xr-x root", "/usr/lib/archive/steps/dest-s3.sh": "-rwxr-xr-x root",
+		"/etc/cron.d/archive": "-rw-r--r-- root", "/lib/systemd/system/archive.timer": "-rw-r--r-- root"}
+	for path, want := range owned {
+		got, _ := exec.Command("stat", "-c", "%A %U", path).Output()
+		if strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s: %q, want %q", path, strings.TrimSpace(string(got)), want)
+		}
+	}
+	if conffiles, _ := exec.Command("dpkg-query", "-W", "-f", "${Conffiles}", "archive").Output(); !strings.Contains(string(conffiles), "/etc/archive/archive.conf") {
+		t.Errorf("archive.conf is not a conffile: %q", conffiles)
+	}
+
+	// The cron line, with the test's conf in place of the system's: the installed program finds
+	// its steps and checks the local source and server.
+	vars, jobs := cronFile(t, "/etc/cron.d/archive")
+	if len(jobs) != 2 || !strings.Contains(jobs[0], " archive  /usr/bin/archive -c /etc/archive/archive.conf") {
+		t.Fatalf("cron.d: %q", jobs)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "/usr/bin/archive -c "+e.writeConf()+" check")
+	cmd.Dir, cmd.Env = "/", append(vars, "HOME=/root", "LOGNAME=root")
+	out, err = cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil || !strings.Contains(string(out), "all OK") || !regexp.MustCompile(`(?m)^OK +steps +/usr/lib/archive/steps$`).Match(out) {
+		t.Fatalf("archive check from the package: %v", err)
+	}
+
+	apt("purge", "archive")
+	for _, gone := range []string{"/usr/bin/archive", "/usr/lib/archive", "/etc/archive", "/etc/cron.d/archive", "/etc/logrotate.d/archive",
+		"/lib/systemd/system/archive.service", "/var/lib/archive", "/var/log/archive", "/usr/share/doc/archive"} {
+		if _, err := os.Lstat(gone); err == nil {
+			t.Errorf("apt-get purge left %s", gone)
+		}
+	}
+	if exec.Command("getent", "passwd", "archive").Run() != nil {
+		t.Log("note: the system user archive is gone too (Debian policy would keep it)")
+	}
+}
