@@ -50,7 +50,8 @@ demo: ## the whole job on a local HTTPS source and a local sshd (installs missin
 bench: build ## the benchmark: 64M, 512M and 2G dumps, ~15 min as root (SIZES=64M for one); writes docs/benchmarks.md
 	BENCH_ARCHIVE=$(CURDIR)/archive bash testdata/bench/run.sh $(SIZES)
 
-docs: ## diagrams to SVG (kept in git), documents to HTML and PDF in docs/build, the slides to docs/build/presentation.pdf (plantuml, pandoc, weasyprint)
+docs: ## the guides' samples from real runs, diagrams to SVG (both kept in git), documents to HTML and PDF in docs/build, the slides (plantuml, pandoc, weasyprint; the samples need the test servers)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" DOCS_SAMPLES=write $(GO) test -count=1 -run TestDocSamplesComeFromRealRuns .
 	plantuml -tsvg docs/diagrams/*.puml
 	@for md in $(DOCS_MD); do \
 	  out=docs/build/$${md#docs/}; out=$${out%.md}; mkdir -p "$$(dirname "$$out")"; \

@@ -19,6 +19,8 @@ PATH=$PATH:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin
 
 start() {
   local dir=$1 kind=$2 port inner id secret
+  # A fresh service each time: its data and its key of an earlier start would not match.
+  rm -rf -- "$dir/data"
   mkdir -p -- "$dir/data"
   dir=$(cd -- "$dir" && pwd)
   "$here/mkcert.sh" "$dir/tls"
