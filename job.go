@@ -543,16 +543,22 @@ func labels(ds []dest) string {
 // deliver puts the archive on each destination in turn, each with the whole contract (connect,
 // transfer through a verified temporary name, record, prune); one that fails never stops the
 // next. The state moves on with the first verified copy. SUCCESS when every copy is verified; with
-// several destinations, a WARNING when at least one is, else the first destination's failure.
+// several destinations, a WARNING when at least one is (delivered now, or by an earlier night),
+// else the first destination's failure.
 func (j *job) deliver(ctx context.Context, zip zipFile, tgz archiveFile, d decision, targets []dest) *failure {
 	var failures []*failure
 	delivered := 0
+	outcome := func(d dest, what, note string) { // the mail's and status's line per destination
+		if len(j.conf.Dests) > 1 {
+			j.res.delivery(d, what, note)
+		}
+	}
 	for _, dst := range targets {
 		j.at(dst)
 		f := j.connect(ctx, dst) // 6. connection
 		if f == nil && j.dryRun {
 			j.preview(ctx, dst, tgz)
-			j.res.delivery(dst, "DRY RUN", "")
+			outcome(dst, "DRY RUN", "")
 			continue
 		}
 		if f == nil {
@@ -564,7 +570,7 @@ func (j *job) deliver(ctx context.Context, zip zipFile, tgz archiveFile, d decis
 				j.logFailure(f)
 				f.logged = true
 			}
-			j.res.delivery(dst, "FAILED", "at "+f.check+": "+f.cause)
+			outcome(dst, "FAILED", "at "+f.check+": "+f.cause)
 			continue
 		}
 		// Only now does the state move on: a failed upload is retried by the next run.
@@ -577,27 +583,29 @@ func (j *job) deliver(ctx context.Context, zip zipFile, tgz archiveFile, d decis
 		delivered++
 		j.recordChecksum(ctx, dst, tgz)
 		j.prune(ctx, dst, tgz.name)
-		j.res.delivery(dst, "DELIVERED", "")
+		outcome(dst, "DELIVERED", "")
 	}
 	j.current = ""
 	for _, dst := range j.dests() {
 		if !slices.ContainsFunc(targets, func(t dest) bool { return t.Name == dst.Name }) {
-			j.res.delivery(dst, "UP TO DATE", "it has this dump already")
+			outcome(dst, "UP TO DATE", "it has this dump already")
 		}
 	}
+	// A destination that had this dump already holds a verified copy too.
+	copies := delivered + len(j.conf.Dests) - len(targets)
 	switch {
 	case len(failures) == 0:
 		return nil
 	case len(j.conf.Dests) == 1:
 		return failures[0]
-	case delivered == 0:
+	case copies == 0:
 		f := *failures[0]
 		f.cause = fmt.Sprintf("no destination got the archive (%d failed); the first: %s", len(failures), f.cause)
 		return &f
 	}
 	f := failures[0]
 	// Worth more than any earlier warning: a copy is missing.
-	j.res.Warning = &problem{Check: f.check, Cause: shown(j.log.mask(fmt.Sprintf("%d of %d destinations failed; the first: %s", len(failures), len(targets), f.cause)))}
+	j.res.Warning = &problem{Check: f.check, Cause: shown(j.log.mask(fmt.Sprintf("%d of %d destinations failed; the first: %s", len(failures), len(j.conf.Dests), f.cause)))}
 	return nil
 }
 
