@@ -157,7 +157,7 @@ func TestDebianPackageInstallsChecksAndPurges(t *testing.T) {
 			t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	apt("install", debs[0])
+	apt("install", "--no-install-recommends", debs[0])
 	t.Cleanup(func() { exec.Command("apt-get", "purge", "-y", "-q", "archive").Run() })
 
 	owned := map[string]string{"/var/lib/archive": "drwx------ archive", "/var/log/archive": "drwxr-x--- archive",

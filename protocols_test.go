@@ -549,6 +549,10 @@ func TestTwoDestinationsOneFailingThenCatchingUp(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(e.dir, "back", "dump.sql")); string(got) != dump("first") {
 		t.Fatal("restore --from offsite did not give the dump back")
 	}
+	e.wantExit(e.run("check"), exitOK)
+	e.wantLine(`^OK +destination default +login to sftp://`)
+	e.wantLine(`^OK +write probe offsite +wrote archive-check-probe-\S+ \(whole or not at all: s3 has no rename\), verified, deleted`)
+	e.wantLine(`^OK +retention offsite +`)
 	e.wantExit(e.run("list", "--from", "elsewhere"), exitUsage)
 	e.wantLine(`archive: error: --from "elsewhere": no such destination`)
 	stop()
