@@ -45,7 +45,8 @@
 #                                         127 a required tool is missing
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, curl_login, urlencode, verified.
+# The steps' shared helpers: die, usage, help, need, tools, curl_login, curl_failed, urlencode,
+# verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -85,15 +86,7 @@ fail() {
   local what=$1 msg s3code
   msg=$(grep '^curl: (' "$err" | tail -n 1 || true)
   [[ -n $msg ]] && printf '%s\n' "$msg" >&2
-  case $crc in
-    0) ;;
-    6 | 7) die 20 "$what: cannot reach $hostport" ;;
-    51 | 58 | 60 | 77 | 83) die 21 "$what: the service's certificate is not trusted${ARCHIVE_DEST_CA_FILE:+ by the CA in $ARCHIVE_DEST_CA_FILE}" ;;
-    35) die 1 "$what: the TLS handshake with $hostport failed" ;;
-    28) die 28 "$what: timed out talking to $hostport" ;;
-    18 | 52 | 55 | 56 | 92) die 26 "$what: the connection was cut during the transfer" ;;
-    *) die 1 "$what failed (curl code $crc)" ;;
-  esac
+  curl_failed "$what" "$crc" "$hostport"
   s3code=$(tag Code "$tmp/resp" | head -n 1)
   case $s3code in
     InvalidAccessKeyId | SignatureDoesNotMatch | XAdminUserNotFound)

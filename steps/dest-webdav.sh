@@ -31,8 +31,8 @@
 #   31 the server does not offer TLS      127 a required tool is missing
 set -euo pipefail
 umask 077
-# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login, urlencode,
-# verified.
+# The steps' shared helpers: die, usage, help, need, tools, read_password, curl_login,
+# curl_failed, urlencode, verified.
 # shellcheck source=steps/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -54,15 +54,7 @@ fail() {
   msg=$(grep '^curl: (' "$err" | tail -n 1 || true)
   [[ $crc == 0 ]] && msg=$(grep -a '^HTTP/' "$tmp/hdr" | tail -n 1 | tr -d '\r' || true)
   [[ -n $msg ]] && printf '%s\n' "$msg" >&2
-  case $crc in
-    0) ;;
-    6 | 7) die 20 "$what: cannot reach $hostport" ;;
-    51 | 58 | 60 | 77 | 83) die 21 "$what: the server's certificate is not trusted${ARCHIVE_DEST_CA_FILE:+ by the CA in $ARCHIVE_DEST_CA_FILE}" ;;
-    35) die 1 "$what: the TLS handshake with $hostport failed" ;;
-    28) die 28 "$what: timed out talking to $hostport" ;;
-    18 | 52 | 55 | 56 | 92) die 26 "$what: the connection was cut during the transfer" ;;
-    *) die 1 "$what failed (curl code $crc)" ;;
-  esac
+  curl_failed "$what" "$crc" "$hostport"
   case $code in
     401) die 22 "$what: login refused for user $ARCHIVE_DEST_USER with the password in $ARCHIVE_DEST_PASSWORD_FILE" ;;
     403) die 24 "$what: permission denied in $base" ;;

@@ -91,3 +91,19 @@ verified() {
   [[ -z $3 || $4 == "$3" ]] || die 27 "the remote $1 has $4 bytes, not $3"
   [[ -z $5 || $5 == "$2" ]] || die 27 "the remote $1 has sha256 $5, not $2"
 }
+
+# curl_failed WHAT CRC HOSTPORT: a request of WHAT that curl ended with exit code CRC (0: curl
+# itself succeeded, nothing is said), told as every curl-based destination tells it, with the
+# contract's exit code.
+curl_failed() {
+  case $2 in
+    0) return 0 ;;
+    6 | 7) die 20 "$1: cannot reach $3" ;;
+    51 | 58 | 60 | 77 | 83) die 21 "$1: the server's certificate is not trusted${ARCHIVE_DEST_CA_FILE:+ by the CA in $ARCHIVE_DEST_CA_FILE}" ;;
+    35) die 1 "$1: the TLS handshake with $3 failed" ;;
+    28) die 28 "$1: timed out talking to $3" ;;
+    18 | 52 | 55 | 56 | 92) die 26 "$1: the connection was cut during the transfer" ;;
+    *) die 1 "$1 failed (curl code $2)" ;;
+  esac
+}
+
