@@ -13,7 +13,7 @@ LIBDIR = $(PREFIX)/lib/archive
 SHAREDIR = $(PREFIX)/share/archive
 
 DOCS_MD = $(filter-out docs/presentation.md,$(wildcard docs/*.md docs/fr/*.md))
-PANDOC_FLAGS = --from markdown-smart --standalone --self-contained --toc --toc-depth=2 \
+PANDOC_FLAGS = --from markdown-smart --standalone --self-contained --toc --toc-depth=1 \
 	--shift-heading-level-by=-1 --css docs/pandoc/style.css --lua-filter docs/pandoc/links.lua
 
 .PHONY: help build deps test lint demo bench clean install uninstall docs deb

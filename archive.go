@@ -20,7 +20,7 @@ import (
 
 var version = "dev"
 
-// Exit codes; the README and the technical memo carry the same table.
+// Exit codes; the user guide's section 7 tells what each means (docs_test.go keeps them equal).
 const (
 	exitOK         = 0
 	exitFailure    = 1 // a failure outside the seven checks (state, lock file, signal...)
