@@ -161,7 +161,7 @@ func makeSamples(t *testing.T) map[string]string {
 		if len(msg.Attachments) > 0 {
 			mail += "Attachments: " + msg.Attachments[0].FileName + "\n"
 		}
-		mail += "\n" + strings.TrimRight(msg.Text, "\n")
+		mail += "\n" + strings.TrimRight(strings.ReplaceAll(msg.Text, "\r\n", "\n"), "\n") // mailpit keeps a part's CRLF
 		switch {
 		case strings.Contains(msg.Subject, "SUCCESS 20262911.tgz"):
 			out["mail-success"] = mail
