@@ -255,19 +255,20 @@ func checkDest(ck *checker, r *job, d dest, now time.Time) {
 	ck.ok(item("retention"), fmt.Sprintf("%d archives on the server, a run today would delete %d", len(items)-1, n))
 }
 
-// pick is the destinations a command by hand reads: the one --from names, or all of them.
-func pick(r *job, from string) ([]dest, bool) {
-	all := r.dests()
+// pick is the destinations a command reads: the one --from names, or all of them; a name that is
+// no destination is a failure that lists the names there are.
+func (j *job) pick(from string) ([]dest, *failure) {
+	all := j.dests()
 	if from == "" {
-		return all, true
+		return all, nil
 	}
 	for _, d := range all {
 		if d.label() == from {
-			return []dest{d}, true
+			return []dest{d}, nil
 		}
 	}
-	printError(fmt.Sprintf("--from %q: no such destination", from), "the destinations are "+labels(all)+" ([destination] is "+defaultDest+", [destination NAME] is NAME)")
-	return nil, false
+	return nil, &failure{exit: exitUsage, cause: fmt.Sprintf("--from %q: no such destination", from),
+		hint: "the destinations are " + labels(all) + " ([destination] is " + defaultDest + ", [destination NAME] is NAME)"}
 }
 
 // toolsNeeded lists the programs a run with this conf calls.
@@ -324,9 +325,9 @@ func list(path, from string, now time.Time) int {
 		return code
 	}
 	defer done()
-	ds, ok := pick(r, from)
-	if !ok {
-		return exitUsage
+	ds, f := r.pick(from)
+	if f != nil {
+		return usageError(f.cause, f.hint)
 	}
 	code = exitOK
 	for i, d := range ds {
@@ -397,9 +398,9 @@ func restore(path string, now time.Time, o restoreOptions) int {
 	}
 	defer done()
 	conf := r.conf
-	ds, ok := pick(r, o.from)
-	if !ok {
-		return exitUsage
+	ds, f := r.pick(o.from)
+	if f != nil {
+		return usageError(f.cause, f.hint)
 	}
 	ctx, d := context.Background(), ds[0]
 	refuse := func(cause, hint string) int {
@@ -516,9 +517,8 @@ func status(path, from string, now time.Time) int {
 	if !ok {
 		return exitUsage
 	}
-	if from != "" && !slices.ContainsFunc(conf.Dests, func(d *Destination) bool { return d.label() == from }) {
-		printError(fmt.Sprintf("--from %q: no such destination", from), "the destinations are "+labels((&job{conf: conf}).dests()))
-		return exitUsage
+	if _, f := (&job{conf: conf}).pick(from); f != nil {
+		return usageError(f.cause, f.hint)
 	}
 	other := func(dest string) bool { return from != "" && dest != "" && dest != from }
 	lr, err := readLastRun(conf.StateDir)

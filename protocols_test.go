@@ -555,6 +555,9 @@ func TestTwoDestinationsOneFailingThenCatchingUp(t *testing.T) {
 	e.wantLine(`^OK +retention offsite +`)
 	e.wantExit(e.run("list", "--from", "elsewhere"), exitUsage)
 	e.wantLine(`archive: error: --from "elsewhere": no such destination`)
+	e.wantExit(e.run("verify", "--from", "elsewhere"), exitUsage)
+	e.wantLine(`^archive: error: --from "elsewhere": no such destination`)
+	e.wantExit(e.run("status", "--from", "elsewhere"), exitUsage)
 	stop()
 }
 

@@ -39,6 +39,11 @@ type scrubbed struct {
 
 func verifyArchives(o *options) int {
 	conf, confErr := loadConf(o.conf)
+	if confErr == nil { // a --from typo is the operator's, told on the terminal: no log, no mail
+		if _, f := (&job{conf: conf}).pick(o.restore.from); f != nil {
+			return usageError(f.cause, f.hint)
+		}
+	}
 	j := startJob(conf, o)
 	defer j.log.close()
 	j.scrub = true
@@ -55,16 +60,7 @@ func verifyArchives(o *options) int {
 	if o.sample >= 0 {
 		opt.sample = o.sample
 	}
-	var ds []dest
-	for _, d := range j.dests() {
-		if o.restore.from == "" || o.restore.from == d.label() {
-			ds = append(ds, d)
-		}
-	}
-	if len(ds) == 0 {
-		return j.finish(&failure{check: "verify", exit: exitUsage, cause: fmt.Sprintf("--from %q: no such destination", o.restore.from),
-			hint: "the destinations are " + labels(j.dests()) + " ([destination] is " + defaultDest + ", [destination NAME] is NAME)"})
-	}
+	ds, _ := j.pick(o.restore.from) // --from was checked before the job started
 	var failures []*failure
 	checked := 0
 	for _, d := range ds {
