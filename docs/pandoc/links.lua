@@ -1,6 +1,6 @@
 -- links.lua: pandoc filter of make docs. Links between the Markdown documents point to their HTML
--- renderings, and the wide diagrams (the servers, the night's overview) get a landscape page of
--- their own in the PDF.
+-- renderings, and the night's overview (wide) gets a landscape page of its own in the PDF; the
+-- servers diagram is drawn narrow enough for a portrait page in 10 pt type.
 function Link(el)
   if not el.target:match("://") then
     el.target = el.target:gsub("%.md$", ".html"):gsub("%.md#", ".html#")
@@ -9,7 +9,7 @@ function Link(el)
 end
 
 function Para(el)
-  if #el.content == 1 and el.content[1].t == "Image" and (el.content[1].src:match("servers%.svg$") or el.content[1].src:match("overview%.svg$")) then
+  if #el.content == 1 and el.content[1].t == "Image" and el.content[1].src:match("overview%.svg$") then
     return pandoc.Div({ el }, { class = "wide" })
   end
 end
