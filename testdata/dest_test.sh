@@ -269,6 +269,14 @@ extra_s3() {
   expect 2 "rename is refused: put writes the final name" rename m.tgz m2.tgz
   over=(ARCHIVE_DEST_PART_SIZE=1000) && expect 2 "a part size under 5 MiB is refused" list
   expect 0 "delete the multipart object" delete m.tgz
+  # Virtual-host addressing, AWS's own: the bucket in the host name (archives.localhost).
+  local virtual=(ARCHIVE_DEST_ADDRESSING=virtual ARCHIVE_DEST_ENDPOINT="https://localhost:$(env_of "$srv" PORT)")
+  over=("${virtual[@]}") && expect 0 "virtual-host addressing: check" check
+  over=("${virtual[@]}") && expect 0 "virtual-host addressing: put" put "$work/f1" v.tgz
+  verdict "... the object is in the bucket" cmp -s "$work/f1" "$dest/v.tgz"
+  over=("${virtual[@]}") && expect 0 "virtual-host addressing: list" list
+  verdict "... list shows it" grep -q "^v.tgz"$'\t' "$work/out"
+  over=("${virtual[@]}") && expect 0 "virtual-host addressing: delete" delete v.tgz
   # A service that takes any checksum (gofakes3) is sent none, so that verify reads the size.
   serve s3.sh "$work/s3-fake" gofakes3
   over=(ARCHIVE_DEST_ENDPOINT="$(env_of "$work/s3-fake" ENDPOINT)" ARCHIVE_DEST_CA_FILE="$(env_of "$work/s3-fake" CA_FILE)"

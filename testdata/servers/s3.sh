@@ -3,7 +3,8 @@
 # a free loopback port, with the certificate of mkcert.sh DIR/tls, one account (a fresh random
 # key id and secret) and one bucket, "archives", with an empty folder "nightly/" in it.
 #   versitygw (default)  the Versity S3 gateway, posix backend: objects are files in DIR/data;
-#                        it checks x-amz-checksum-sha256 and answers BadDigest on a mismatch
+#                        it checks x-amz-checksum-sha256 and answers BadDigest on a mismatch;
+#                        path-style, and virtual-host addressing at https://archives.localhost:PORT
 #   gofakes3             gofakes3 (rclone's S3 server library), fs backend, behind nginx
 #                        terminating TLS, as it is often run; it keeps no checksum
 # Writes DIR/env (KEY=VALUE): PORT ENDPOINT REGION BUCKET PREFIX ACCESS_KEY_FILE CA_FILE DEST (the
@@ -23,7 +24,8 @@ start() {
   rm -rf -- "$dir/data"
   mkdir -p -- "$dir/data"
   dir=$(cd -- "$dir" && pwd)
-  "$here/mkcert.sh" "$dir/tls"
+  # archives.localhost: the bucket's virtual host (curl takes every *.localhost for loopback).
+  "$here/mkcert.sh" "$dir/tls" archives.localhost
   port=$(free_port)
   id=AK$(openssl rand -hex 8 | tr a-f A-F) secret=$(openssl rand -base64 30 | tr -d '\n')
   printf '%s\n%s\n' "$id" "$secret" >"$dir/access-key"
@@ -31,7 +33,7 @@ start() {
     versitygw)
       # The secret reaches it by its environment, never its command line.
       ROOT_ACCESS_KEY=$id ROOT_SECRET_KEY=$secret setsid versitygw --port "127.0.0.1:$port" --cert "$dir/tls/server.pem" \
-        --key "$dir/tls/server.key" posix "$dir/data" </dev/null >>"$dir/server.log" 2>&1 &
+        --key "$dir/tls/server.key" --virtual-domain localhost posix "$dir/data" </dev/null >>"$dir/server.log" 2>&1 &
       echo "$!" >"$dir/server.pid"
       ;;
     gofakes3)
