@@ -29,7 +29,8 @@
 #   ARCHIVE_DEST_CA_FILE                  the CA that signed the service's certificate when it is
 #                                         not a public one (the certificate is always verified)
 #   ARCHIVE_DEST_PART_SIZE                bytes per part of a multipart upload, and the size past
-#                                         which one is used (default 67108864, at least 5 MiB)
+#                                         which one is used (default 67108864, at least 5 MiB);
+#                                         curl holds one part in memory while it sends it
 #   ARCHIVE_DEST_TIMEOUT                  seconds to connect and without progress (default 30)
 #   ARCHIVE_DEST_VERIFY                   auto (default): the sha256 the server checked at upload
 #                                         when it keeps one, else the size; size; or download
@@ -132,17 +133,23 @@ sum_args() {
   [[ $checked == no ]] || sum_args=(-H "x-amz-checksum-sha256: $(hexb64 "$1")")
 }
 
-# put_part FILE: one part of a multipart upload ($upload_id, $part), its ETag and checksum kept.
+# put_part LOCAL OFFSET COUNT: one part of a multipart upload ($upload_id, $part), read twice
+# from LOCAL (its sha256, then the upload, which curl holds in memory: at most part_size), never
+# copied to disk; its ETag and checksum are kept for the completion.
 put_part() {
   local sum
-  sum=$(sha256sum <"$1" | cut -d' ' -f1)
+  sum=$(slice "$@" | sha256sum | cut -d' ' -f1)
   sum_args "$sum"
-  payload=$sum s3 -o "$tmp/resp" -T "$1" "${sum_args[@]}" \
-    "$(url "$key")?partNumber=$part&uploadId=$(urlencode "$upload_id")" || return 1
+  # Not in a pipe: s3 sets $crc and $code for fail, which a subshell would lose.
+  payload=$sum s3 -o "$tmp/resp" -X PUT --data-binary @- -H 'Content-Type: application/octet-stream' "${sum_args[@]}" \
+    "$(url "$key")?partNumber=$part&uploadId=$(urlencode "$upload_id")" < <(slice "$@") || return 1
   printf '<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>' "$part" "$(header ETag)" >>"$tmp/parts"
   [[ $checked == no ]] || printf '<ChecksumSHA256>%s</ChecksumSHA256>' "$(hexb64 "$sum")" >>"$tmp/parts"
   printf '</Part>' >>"$tmp/parts"
 }
+
+# slice LOCAL OFFSET COUNT: COUNT bytes of LOCAL from OFFSET, on stdout.
+slice() { dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none || die 1 "upload: cannot read $1"; }
 
 # multipart LOCAL SIZE: a multipart upload of LOCAL to $key, part by part, each checked by the
 # service; it is aborted on failure, so that no part is left billed and invisible.
@@ -157,11 +164,9 @@ multipart() {
   : >"$tmp/parts"
   while ((off < $2)); do
     part=$((part + 1)) n=$((part_size < $2 - off ? part_size : $2 - off))
-    dd if="$1" of="$tmp/part" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$n" status=none || die 1 "upload: cannot read $1"
-    put_part "$tmp/part" || { abort; fail "upload (part $part)" 23; }
+    put_part "$1" "$off" "$n" || { abort; fail "upload (part $part)" 23; }
     off=$((off + n))
   done
-  rm -f -- "$tmp/part"
   printf '<CompleteMultipartUpload>%s</CompleteMultipartUpload>' "$(cat "$tmp/parts")" >"$tmp/complete"
   payload=$(sha256sum <"$tmp/complete" | cut -d' ' -f1) s3 -o "$tmp/resp" -X POST --data-binary "@$tmp/complete" \
     -H 'Content-Type: application/xml' "$(url "$key")?uploadId=$(urlencode "$upload_id")" || { abort; fail "upload (completion)" 23; }
