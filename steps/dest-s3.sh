@@ -245,7 +245,7 @@ verb_verify() {
 }
 
 verb_list() {
-  local token='' query
+  local token='' last query
   : >"$tmp/list"
   while :; do
     # Every query parameter encoded and in byte order, as the signature wants them.
@@ -261,8 +261,10 @@ verb_list() {
       n == "/Contents" { gsub(/&lt;/, "<", k); gsub(/&gt;/, ">", k); gsub(/&quot;|&#34;/, "\"", k); gsub(/&apos;|&#39;/, "'\''", k)
         gsub(/&amp;/, "\\&", k); print k "\t" s }' "$tmp/resp" >>"$tmp/list"
     [[ $(tag IsTruncated "$tmp/resp") == true ]] || break
-    token=$(tag NextContinuationToken "$tmp/resp")
+    last=$token token=$(tag NextContinuationToken "$tmp/resp")
     [[ -n $token ]] || break
+    # A service that hands the same page again would keep this loop going until the time limit.
+    [[ $token != "$last" ]] || die 1 "list: the service gave the same continuation token twice; its listing never ends"
   done
   # The prefix left out; an object in a deeper folder or with a control character is not ours.
   LC_ALL=C awk -F '\t' -v p="$prefix" 'substr($1, 1, length(p)) == p { n = substr($1, length(p) + 1)
