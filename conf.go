@@ -171,12 +171,13 @@ var destNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 // without any reads as one empty [destination], so that its required keys are named.
 func (v *validator) destSections() []string {
 	var out []string
-	seen := map[string]bool{}
+	seen, found := map[string]bool{}, false
 	for _, s := range v.f.Sections() {
 		name, ok := destName(s.Name())
 		if !ok {
 			continue
 		}
+		found = true
 		switch {
 		case name == defaultDest:
 			v.add(s.Name(), "", "the name \""+defaultDest+"\" stands for [destination] itself; choose another")
@@ -193,7 +194,7 @@ func (v *validator) destSections() []string {
 			}
 		}
 	}
-	if len(out) == 0 && len(seen) == 0 {
+	if !found { // a conf without any: its required keys are named; a bad name alone is told alone
 		out = []string{"destination"}
 	}
 	return out

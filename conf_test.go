@@ -295,3 +295,14 @@ hots = h
 		t.Errorf("[retention] keep_days told %d times, want once:\n%s", n, got)
 	}
 }
+
+// A conf whose only destination section has a bad name is told that, not also the required keys
+// of a [destination] it does not have.
+func TestLoadConfABadDestinationNameAloneIsToldAlone(t *testing.T) {
+	conf, _, _ := strings.Cut(goodConf, "[destination]")
+	_, err := loadConf(writeTestConf(t, conf+"[destination Off]\nprotocol = nfs\npath = /mnt/x\n"))
+	got := strings.Join(confErrors(err), "\n")
+	if !strings.Contains(got, "[destination Off] (line") || strings.Contains(got, "[destination] ") {
+		t.Errorf("errors:\n%s", got)
+	}
+}
