@@ -291,3 +291,31 @@ func TestDocumentsLinkOnlyToFilesThatExist(t *testing.T) {
 		}
 	}
 }
+
+// The memos' file tables give each file's length; a file that grew or shrank by more than a
+// tenth since is a memo that no longer describes the code.
+func TestMemoLineCountsAreNearTheFiles(t *testing.T) {
+	row := regexp.MustCompile("(?m)^\\| `([^`]+)` \\| (\\d+) \\|")
+	for _, path := range []string{memos.en, memos.fr} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := row.FindAllStringSubmatch(string(data), -1)
+		if len(rows) < 20 {
+			t.Fatalf("%s: only %d rows of \"| `file` | lines |\"; is the file table still there?", path, len(rows))
+		}
+		for _, m := range rows {
+			body, err := os.ReadFile(m[1])
+			if err != nil {
+				t.Errorf("%s names %s, which cannot be read: %v", path, m[1], err)
+				continue
+			}
+			said, _ := strconv.Atoi(m[2])
+			real := strings.Count(string(body), "\n")
+			if d := real - said; d*10 > said || -d*10 > said {
+				t.Errorf("%s says %s has %d lines; it has %d", path, m[1], said, real)
+			}
+		}
+	}
+}
