@@ -319,3 +319,36 @@ func TestMemoLineCountsAreNearTheFiles(t *testing.T) {
 		}
 	}
 }
+
+// Every function the memos name as `name()` or `type.name()` is one the program defines (the
+// tests' need() and the standard library's os.Executable aside): a renamed function leaves no
+// stale name behind.
+func TestMemosNameOnlyFunctionsThatExist(t *testing.T) {
+	files, _ := filepath.Glob("*.go")
+	defined := map[string]bool{"Executable": true, "need": true}
+	decl := regexp.MustCompile(`(?m)^func (?:\([^)]*\) )?([A-Za-z0-9_]+)\(`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range decl.FindAllStringSubmatch(string(data), -1) {
+			defined[m[1]] = true
+		}
+	}
+	named := regexp.MustCompile("`(?:[a-zA-Z]+\\.)?([a-zA-Z][A-Za-z0-9_]*)\\(\\)`")
+	for _, path := range []string{memos.en, memos.fr} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range named.FindAllStringSubmatch(string(data), -1) {
+			if !defined[m[1]] {
+				t.Errorf("%s names %s, which no Go file defines", path, m[0])
+			}
+		}
+	}
+}
