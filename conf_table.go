@@ -68,7 +68,7 @@ var confKeys = []confKey{
 	{s: "verify", k: "download", def: "no", kind: yesOrNo, field: "VerifyDownload"},
 	{s: "verify", k: "sample", def: "0", kind: integer, lo: 0, hi: 100000, field: "VerifySample"},
 
-	{s: "log", k: "file", def: "/var/log/archive/archive.log", kind: localPath, req: true, field: "LogFile"},
+	{s: "log", k: "file", def: "/var/log/archive/archive.log", kind: localPath, field: "LogFile"},
 
 	// [mail]: which keys are required depends on send, transport and smtp_user (mailRules).
 	{s: "mail", k: "send", def: "never", kind: choice, choices: []string{"never", "failure", "always"}, field: "Mail.Send"},

@@ -605,6 +605,18 @@ func TestRunStopsWhenTheLogCannotBeOpened(t *testing.T) {
 	e.noLine(`check=url`)
 }
 
+// An empty [log] file keeps the lines on standard error alone, as archive.conf and the guides
+// say (systemd's journal keeps them): the night runs as usual.
+func TestRunWithAnEmptyLogFileWritesToStandardErrorOnly(t *testing.T) {
+	e := newEnv(t)
+	e.conf["log"]["file"] = ""
+	e.wantExit(e.run("--date", "2026-11-28"), exitOK)
+	e.wantLine(`RESULT SUCCESS exit=0`)
+	if _, err := os.Stat(filepath.Join(e.dir, "archive.log")); err == nil {
+		t.Error("a log file was written although [log] file is empty")
+	}
+}
+
 // The rerun= of a failed check runs as written, in a private folder of its own: the step before
 // it first (the download), then the failed step, with the same exit code and words.
 func TestRerunLineRepeatsTheFailedStepInAPrivateFolder(t *testing.T) {
